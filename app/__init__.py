@@ -1,0 +1,1 @@
+"""Copydesk: Word manuscripts in, WordPress posts out."""

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from app.api.deps import CurrentUser, Session
+from app.api.schemas import DocumentOut, Submitted
+from app.api.views import run_summary
+from app.core.config import get_settings
+from app.core.errors import LimitExceeded, NotFound, PermissionDenied
+from app.models import Document
+from app.services import storage
+from app.workflows import engine, intake
+from app.workflows.schema import get_workflow
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+
+
+async def read_limited(upload: UploadFile, limit: int) -> bytes:
+    """The upload's bytes, refusing (413) as soon as it passes the limit."""
+    chunks, size = [], 0
+    while chunk := await upload.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise LimitExceeded(f"the file is larger than the limit of {limit // (1024 * 1024)} MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "",
+    response_model=Submitted,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"description": "the same content was already submitted: its document and run"}},
+)
+async def submit_document(
+    request: Request,
+    response: Response,
+    session: Session,
+    user: CurrentUser,
+    file: Annotated[UploadFile, File(description="a Word manuscript (.docx or .doc)")],
+    workflow: Annotated[str, Form()] = "publish_document",
+    status_: Annotated[str | None, Form(alias="status")] = None,
+    category: Annotated[str | None, Form()] = None,
+    tags: Annotated[str | None, Form(description="comma-separated")] = None,
+    site: Annotated[str | None, Form()] = None,
+    date: Annotated[str | None, Form(description="ISO 8601 publish date")] = None,
+    slug: Annotated[str | None, Form()] = None,
+    excerpt: Annotated[str | None, Form()] = None,
+) -> Submitted:
+    """Upload a manuscript: the original is kept, a document and a run are created, the workflow starts."""
+    limit = get_settings().max_upload_bytes
+    if int(request.headers.get("content-length") or 0) > limit + 64 * 1024:
+        raise LimitExceeded(f"the upload is larger than the limit of {limit // (1024 * 1024)} MB")
+    wf = get_workflow(workflow)
+    data = await read_limited(file, limit)
+    options = {
+        k: v
+        for k, v in {
+            "status": status_,
+            "category": category,
+            "tags": [t.strip() for t in tags.split(",") if t.strip()] if tags else None,
+            "site": site,
+            "date": date,
+            "slug": slug,
+            "excerpt": excerpt,
+        }.items()
+        if v
+    }
+    wf.payload_model().model_validate(options)  # 422 with the reason when an option is invalid
+    manuscript = await run_in_threadpool(intake.check, data, file.filename or "")
+    duplicate = await session.run_sync(intake.find_duplicate, manuscript)
+    if duplicate is None:
+        await run_in_threadpool(intake.keep_original, manuscript)
+        submission = await session.run_sync(
+            lambda s: intake.record(
+                s, manuscript, origin="api", workflow=workflow, payload=options, options=options,
+                submitted_by=user.id,
+            )
+        )
+        await session.commit()
+        await run_in_threadpool(engine.send, submission.run)
+    else:
+        submission = duplicate
+        response.status_code = status.HTTP_200_OK
+    run = submission.run
+    return Submitted(
+        document=DocumentOut.model_validate(submission.document),
+        run=run_summary(run) if run else None,
+        duplicate=submission.duplicate,
+        run_url=str(request.url_for("get_run", run_id=run.id)) if run else None,
+    )
+
+
+@router.get("", response_model=list[DocumentOut])
+async def list_documents(session: Session, user: CurrentUser, limit: int = 50, offset: int = 0) -> list[Document]:
+    limit = max(1, min(limit, 500))
+    query = select(Document).order_by(Document.created_at.desc()).limit(limit).offset(max(0, offset))
+    return list((await session.execute(query)).scalars())
+
+
+async def _document(session, document_id: uuid.UUID) -> Document:
+    doc = await session.get(Document, document_id)
+    if doc is None:
+        raise NotFound(f"no document {document_id}")
+    return doc
+
+
+@router.get("/{document_id}", response_model=DocumentOut)
+async def get_document(document_id: uuid.UUID, session: Session, user: CurrentUser) -> Document:
+    return await _document(session, document_id)
+
+
+@router.get("/{document_id}/original", response_class=Response)
+async def download_original(document_id: uuid.UUID, session: Session, user: CurrentUser) -> Response:
+    """The manuscript exactly as it was received."""
+    doc = await _document(session, document_id)
+    if user.role != "admin" and doc.submitted_by not in (None, user.id) and doc.origin == "api":
+        raise PermissionDenied("only its submitter or an admin can download this manuscript")
+    try:
+        data = await run_in_threadpool(storage().get, doc.original_key)
+    except NotFound:
+        raise HTTPException(status.HTTP_410_GONE, detail="the original is missing from storage") from None
+    quoted = doc.filename.encode("ascii", "replace").decode().replace('"', "")
+    return Response(
+        data,
+        media_type=doc.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{quoted}"'},
+    )

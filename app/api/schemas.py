@@ -1,0 +1,172 @@
+"""Response and request models of the REST API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ORM(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserOut(ORM):
+    id: uuid.UUID
+    email: str
+    role: str
+    is_active: bool
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=8, max_length=200)
+    role: Literal["admin", "editor"] = "editor"
+
+
+class DocumentOut(ORM):
+    id: uuid.UUID
+    filename: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    origin: str
+    source_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    options: dict[str, Any]
+    created_at: datetime
+
+
+class ItemOut(ORM):
+    index: int
+    key: str
+    state: str
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    error: str | None
+    error_code: str | None
+    result: dict[str, Any] | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class StepOut(ORM):
+    name: str
+    task: str
+    queue: str
+    state: str
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    error: str | None
+    error_code: str | None
+    summary: str | None
+    result: dict[str, Any] | None
+    items_total: int | None
+    items_done: int
+    items_failed: int
+    next_attempt_at: datetime | None
+    approved_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    items: list[ItemOut] = []
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    text: str
+
+
+class RunSummary(ORM):
+    id: uuid.UUID
+    workflow: str
+    workflow_version: int
+    state: str
+    document_id: uuid.UUID | None
+    source_id: uuid.UUID | None
+    error: str | None
+    error_step: str | None
+    warnings: list[str]
+    progress: Progress
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunOut(RunSummary):
+    payload: dict[str, Any]
+    usage: dict[str, Any]
+    launches: int
+    definition: dict[str, Any]
+    steps: list[StepOut]
+    article_id: uuid.UUID | None = None
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class Submitted(BaseModel):
+    document: DocumentOut
+    run: RunSummary | None
+    duplicate: bool
+    run_url: str | None
+
+
+class ArticleOut(ORM):
+    id: uuid.UUID
+    document_id: uuid.UUID
+    run_id: uuid.UUID | None
+    title: str
+    excerpt: str
+    slug: str
+    tags: list[str]
+    categories: list[str]
+    status: str
+    html: str
+    blocks: str
+    report: dict[str, Any]
+    doc_metadata: dict[str, Any]
+    edit_engine: str | None
+    edit_warnings: list[str]
+    usage: dict[str, Any]
+    publisher: str | None
+    wp_post_id: int | None
+    wp_url: str | None
+    preview_url: str
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowOut(BaseModel):
+    name: str
+    version: int
+    description: str
+    steps: list[dict[str, Any]]
+    inputs: dict[str, Any]
+    canvas: str
+
+
+class Problem(BaseModel):
+    detail: str
+    code: str
+
+
+class ApproveRequest(BaseModel):
+    reason: str | None = Field(None, max_length=2000)
+
+

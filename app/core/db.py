@@ -1,0 +1,91 @@
+"""Database engines and sessions.
+
+The API uses an async engine on asyncpg; Celery workers, Alembic and the CLI use a sync engine on
+psycopg 3 over the same models. DATABASE_URL may be given with any PostgreSQL scheme; the driver part is
+chosen here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import get_settings
+from app.core.errors import ConfigurationError
+
+
+def _with_driver(url: str, driver: str) -> str:
+    return make_url(url).set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+
+
+def database_url() -> str:
+    url = get_settings().database_url
+    if not url:
+        raise ConfigurationError(
+            "DATABASE_URL is not set: start the stack with `copydesk dev` (embedded PostgreSQL) "
+            "or set DATABASE_URL=postgresql://user:password@host:5432/copydesk"
+        )
+    return url
+
+
+def sync_url(url: str | None = None) -> str:
+    return _with_driver(url or database_url(), "psycopg")
+
+
+def async_url(url: str | None = None) -> str:
+    return _with_driver(url or database_url(), "asyncpg")
+
+
+@functools.lru_cache(maxsize=1)
+def sync_engine() -> Engine:
+    return create_engine(sync_url(), pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_sessions() -> sessionmaker[Session]:
+    return sessionmaker(sync_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A sync session committed on success, rolled back on error (workers, CLI)."""
+    session = _sync_sessions()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@functools.lru_cache(maxsize=1)
+def async_engine() -> AsyncEngine:
+    return create_async_engine(async_url(), pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@functools.lru_cache(maxsize=1)
+def async_sessions() -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(async_engine(), expire_on_commit=False)
+
+
+async def get_async_session() -> AsyncIterator[AsyncSession]:
+    async with async_sessions()() as session:
+        yield session
+
+
+def reset_engines() -> None:
+    """Forget engines (after a fork, or when tests change DATABASE_URL)."""
+    if sync_engine.cache_info().currsize:
+        sync_engine().dispose(close=False)
+    sync_engine.cache_clear()
+    _sync_sessions.cache_clear()
+    async_engine.cache_clear()
+    async_sessions.cache_clear()

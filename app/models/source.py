@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, created_at, updated_at, uuid_pk
+
+
+class Source(Base):
+    """A mailbox Copydesk polls. The password is encrypted at rest and never returned by the API."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    host: Mapped[str] = mapped_column(String(500), nullable=False)
+    port: Mapped[int] = mapped_column(Integer, nullable=False, default=993)
+    tls_mode: Mapped[str] = mapped_column(String(20), nullable=False, default="imaps")  # imaps|starttls|plain
+    username: Mapped[str] = mapped_column(String(500), nullable=False)
+    password_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
+    folder: Mapped[str] = mapped_column(String(500), nullable=False, default="INBOX")
+    processed_folder: Mapped[str] = mapped_column(String(500), nullable=False, default="Processed")
+    failed_folder: Mapped[str] = mapped_column(String(500), nullable=False, default="Failed")
+    allowed_senders: Mapped[list] = mapped_column(nullable=False, default=list)
+    poll_interval: Mapped[int] = mapped_column(Integer, nullable=False, default=60)  # seconds
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    workflow: Mapped[str] = mapped_column(String(200), nullable=False, default="publish_document")
+    defaults: Mapped[dict] = mapped_column(nullable=False, default=dict)  # site, category, status, llm…
+    options: Mapped[dict] = mapped_column(nullable=False, default=dict)
+    # Polling cursor and health.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int | None] = mapped_column(BigInteger)
+    last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class MailMessage(Base):
+    """One message seen in a source's folder, and what became of it. Nothing is ever deleted."""
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (UniqueConstraint("source_id", "uidvalidity", "uid"),)
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), nullable=False)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    uid: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    message_id: Mapped[str | None] = mapped_column(String(1000), index=True)
+    sender: Mapped[str | None] = mapped_column(String(1000))
+    subject: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # new | accepted | processed | failed | ignored | unauthorized | duplicate
+    state: Mapped[str] = mapped_column(String(20), nullable=False, default="new")
+    folder: Mapped[str | None] = mapped_column(String(500))  # where it was moved to
+    directives: Mapped[dict] = mapped_column(nullable=False, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()

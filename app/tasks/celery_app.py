@@ -1,0 +1,88 @@
+"""The Celery application: Redis broker and result backend, two queues (`cpu`, `io`).
+
+The settings below are the ones the measurements in the design notes call for: at-least-once delivery
+(acks_late + reject_on_worker_lost + prefetch 1), a visibility timeout above the longest task and
+retry countdown (or messages run twice), results kept well past the longest workflow (chord counters
+share that TTL: an expired counter silently stalls a chord), chord error callbacks set explicitly, and
+events on for Flower.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+from kombu import Queue
+
+from app.core.config import get_settings
+from app.core.errors import ConfigurationError
+
+_PLACEHOLDER_BROKER = "redis://redis-url-not-configured.invalid:6379/0"
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    broker = settings.redis_url or _PLACEHOLDER_BROKER
+    celery = Celery("copydesk", broker=broker, backend=broker, include=["app.tasks.runner", "app.tasks.ops"])
+    celery.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": settings.unacked_restore_interval,
+        },
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
+        result_expires=settings.result_expires,
+        result_extended=True,
+        task_track_started=True,
+        task_allow_error_cb_on_chord_header=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_default_queue="cpu",
+        task_queues=(Queue("cpu"), Queue("io")),
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_deduplicate_successful_tasks=False,
+        timezone="UTC",
+        beat_schedule={
+            "sweep-stuck-runs": {
+                "task": "copydesk.sweep",
+                "schedule": settings.sweep_interval,
+                "options": {"queue": "io", "expires": settings.sweep_interval},
+            },
+            "dispatch-mailbox-polls": {
+                "task": "copydesk.mailbox.dispatch",
+                "schedule": settings.mailbox_dispatch_interval,
+                "options": {"queue": "io", "expires": settings.mailbox_dispatch_interval},
+            },
+        },
+    )
+    return celery
+
+
+celery_app = make_celery()
+
+
+@signals.worker_init.connect
+def _refuse_without_redis(**_) -> None:
+    if not get_settings().redis_url:
+        raise ConfigurationError(
+            "REDIS_URL is not set: start everything with `copydesk dev`, or set REDIS_URL=redis://host:6379/0"
+        )
+
+
+@signals.setup_logging.connect
+def _logging(**_) -> None:
+    from app.core.logging import configure_logging
+
+    configure_logging()
+
+
+@signals.worker_process_init.connect
+def _fresh_connections(**_) -> None:
+    # A forked pool child must not share the parent's database connections.
+    from app.core.db import reset_engines
+
+    reset_engines()

@@ -1,0 +1,101 @@
+"""Housekeeping tasks run by beat: the sweeper (stuck runs) and the mailbox poll dispatcher."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.models import Run, RunEvent, Step, StepItem
+from app.tasks.celery_app import celery_app
+from app.workflows import engine, state
+
+log = logging.getLogger("copydesk.sweeper")
+
+
+def find_stuck_runs(session, *, stuck_after: float, heartbeat_timeout: float) -> list[tuple[Run, str]]:
+    """Runs that are queued or running, have shown no event for `stuck_after` seconds, and have no
+    step or item that is alive (a fresh heartbeat) or waiting for a scheduled retry."""
+    now = state.now()
+    quiet_since = now - timedelta(seconds=stuck_after)
+    stale = now - timedelta(seconds=heartbeat_timeout)
+    last_event = (
+        select(RunEvent.run_id, func.max(RunEvent.at).label("last"))
+        .group_by(RunEvent.run_id)
+        .subquery()
+    )
+    candidates = session.execute(
+        select(Run)
+        .join(last_event, last_event.c.run_id == Run.id)
+        .where(Run.state.in_(("queued", "running")), last_event.c.last < quiet_since)
+    ).scalars().all()
+    stuck = []
+    for run in candidates:
+        live_steps = session.execute(
+            select(func.count())
+            .select_from(Step)
+            .where(
+                Step.run_id == run.id,
+                ((Step.state == "running") & (Step.heartbeat_at > stale) & Step.items_total.is_(None))
+                | ((Step.state == "retrying") & (Step.next_attempt_at > now - timedelta(seconds=stuck_after))),
+            )
+        ).scalar_one()
+        live_items = session.execute(
+            select(func.count())
+            .select_from(StepItem)
+            .join(Step, Step.id == StepItem.step_id)
+            .where(
+                Step.run_id == run.id,
+                ((StepItem.state == "running") & (StepItem.heartbeat_at > stale))
+                | ((StepItem.state == "retrying") & (StepItem.next_attempt_at > now - timedelta(seconds=stuck_after))),
+            )
+        ).scalar_one()
+        if live_steps == 0 and live_items == 0:
+            stuck.append((run, f"no progress for {stuck_after:.0f}s and no live step"))
+    return stuck
+
+
+def sweep(*, stuck_after: float | None = None, heartbeat_timeout: float | None = None) -> dict[str, list[str]]:
+    """Re-queue stuck runs (their finished steps are skipped on the way), or fail them with the reason
+    once they have been re-queued RUN_MAX_SWEEPS times."""
+    settings = get_settings()
+    stuck_after = settings.stuck_after if stuck_after is None else stuck_after
+    heartbeat_timeout = settings.heartbeat_timeout if heartbeat_timeout is None else heartbeat_timeout
+    requeued, failed = [], []
+    with session_scope() as session:
+        stuck = find_stuck_runs(session, stuck_after=stuck_after, heartbeat_timeout=heartbeat_timeout)
+        to_send = []
+        for run, reason in stuck:
+            run = state.lock_run(session, run.id)
+            if run.sweeps >= settings.max_sweeps:
+                state.fail_run(session, run.id, None, f"stuck: {reason}, after {run.sweeps} re-queue(s)")
+                failed.append(str(run.id))
+                continue
+            run.sweeps += 1
+            run.launches += 1
+            state.add_event(session, run, "run", run.state, message=f"re-queued by the sweeper: {reason}")
+            to_send.append(run)
+            requeued.append(str(run.id))
+    for run in to_send:
+        engine.send(run)
+    if requeued or failed:
+        log.warning("sweeper re-queued %d run(s), failed %d", len(requeued), len(failed))
+    return {"requeued": requeued, "failed": failed}
+
+
+@celery_app.task(name="copydesk.sweep")
+def sweep_task() -> dict[str, list[str]]:
+    return sweep()
+
+
+@celery_app.task(name="copydesk.mailbox.dispatch")
+def dispatch_mailbox_polls() -> int:
+    """Start a poll for each mailbox that is due (mailbox intake plugs in here)."""
+    try:
+        from app.tasks.mailbox import dispatch
+    except ImportError:
+        return 0
+    return dispatch()

@@ -1,0 +1,2 @@
+"""Declarative workflows: YAML definitions -> validated graph -> Celery canvas, with run state in
+PostgreSQL (see schema, compiler, state, engine, intake)."""

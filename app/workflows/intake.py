@@ -1,0 +1,148 @@
+"""Intake shared by the API and the mailbox: check the manuscript, keep the original, create the
+document and its run.
+
+Order matters: the bytes are validated first (nothing is written for a bad file), the original is
+written to storage next, and only then are rows created, so a document row always points at bytes
+that exist. The same content is one document whichever way it arrives (API upload, e-mail, a re-sent
+message): a duplicate returns the existing document and its latest run instead of a second post.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.documents import detect_kind
+from app.models import Document, Run
+from app.services import storage
+from app.workflows import state
+from app.workflows.schema import get_workflow
+
+CONTENT_TYPES = {
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "doc": "application/msword",
+}
+
+
+@dataclass
+class Manuscript:
+    """A checked manuscript, ready to be kept."""
+
+    data: bytes
+    filename: str
+    kind: str
+    sha256: str
+    document_id: uuid.UUID
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"sha256:{self.sha256}"
+
+    @property
+    def original_key(self) -> str:
+        return f"manuscripts/{self.document_id}/{self.sha256}.{self.kind}"
+
+
+@dataclass
+class Submission:
+    document: Document
+    run: Run | None
+    duplicate: bool
+
+
+def safe_filename(name: str) -> str:
+    base = PurePath((name or "").replace("\\", "/")).name.strip() or "manuscript"
+    return "".join(ch for ch in base if ch.isprintable())[:255]
+
+
+def check(data: bytes, filename: str) -> Manuscript:
+    """Validate the bytes (InvalidDocument for anything that is not Word) and name the document."""
+    kind = detect_kind(data, filename)
+    return Manuscript(data, safe_filename(filename), kind, hashlib.sha256(data).hexdigest(), uuid.uuid4())
+
+
+def find_duplicate(session: Session, manuscript: Manuscript) -> Submission | None:
+    existing = session.execute(
+        select(Document).where(Document.dedupe_key == manuscript.dedupe_key)
+    ).scalar_one_or_none()
+    if existing is None:
+        return None
+    run = session.execute(
+        select(Run).where(Run.document_id == existing.id).order_by(Run.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    return Submission(existing, run, duplicate=True)
+
+
+def keep_original(manuscript: Manuscript) -> None:
+    storage().put(manuscript.original_key, manuscript.data, content_type=CONTENT_TYPES[manuscript.kind])
+
+
+def record(
+    session: Session,
+    manuscript: Manuscript,
+    *,
+    origin: str = "api",
+    workflow: str = "publish_document",
+    payload: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    submitted_by: uuid.UUID | None = None,
+    source_id: uuid.UUID | None = None,
+    mail_message_id: uuid.UUID | None = None,
+    site_id: uuid.UUID | None = None,
+) -> Submission:
+    """Create the document and its run (queued; the caller sends it after committing)."""
+    wf = get_workflow(workflow)
+    document = Document(
+        id=manuscript.document_id,
+        filename=manuscript.filename,
+        kind=manuscript.kind,
+        content_type=CONTENT_TYPES[manuscript.kind],
+        size=len(manuscript.data),
+        sha256=manuscript.sha256,
+        original_key=manuscript.original_key,
+        origin=origin,
+        dedupe_key=manuscript.dedupe_key,
+        source_id=source_id,
+        mail_message_id=mail_message_id,
+        site_id=site_id,
+        submitted_by=submitted_by,
+        options=options or {},
+    )
+    session.add(document)
+    session.flush()
+    run = state.create_run(
+        session,
+        wf,
+        payload or {},
+        document_id=document.id,
+        source_id=source_id,
+        mail_message_id=mail_message_id,
+        created_by=submitted_by,
+    )
+    run.launches = 1
+    return Submission(document, run, duplicate=False)
+
+
+def submit(session: Session, data: bytes, filename: str, **kwargs) -> Submission:
+    """All of intake in one call, for synchronous callers (the mailbox task, the CLI). The caller
+    commits, then sends `submission.run` with `engine.send` unless it is a duplicate."""
+    manuscript = check(data, filename)
+    duplicate = find_duplicate(session, manuscript)
+    if duplicate is not None:
+        return duplicate
+    keep_original(manuscript)
+    try:
+        with session.begin_nested():
+            return record(session, manuscript, **kwargs)
+    except IntegrityError:  # the same content arrived at the same moment by another way
+        found = find_duplicate(session, manuscript)
+        if found is None:
+            raise
+        return found
