@@ -165,6 +165,11 @@ def error_kinds(exc: BaseException) -> set[str]:
     return {"unexpected"}
 
 
+def error_code(exc: BaseException) -> str:
+    """The most specific kind of an error (what a step records)."""
+    return exc.code if isinstance(exc, CopydeskError) else "unexpected"
+
+
 def describe(exc: BaseException) -> str:
     """One line for the step's error column: the message, never a traceback."""
     if isinstance(exc, CopydeskError):

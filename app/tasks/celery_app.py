@@ -9,7 +9,10 @@ events on for Flower.
 
 from __future__ import annotations
 
+from weakref import WeakValueDictionary
+
 from celery import Celery, signals
+from celery.backends.redis import RedisBackend
 from kombu import Queue
 
 from app.core.config import get_settings
@@ -18,11 +21,41 @@ from app.core.errors import ConfigurationError
 _PLACEHOLDER_BROKER = "redis://redis-url-not-configured.invalid:6379/0"
 
 
+class SendOnlyRedisBackend(RedisBackend):
+    """The Redis result backend, minus one habit: Celery subscribes a process to a pub/sub channel
+    for every task it sends and every group result it builds, in case it waits for them, and only a
+    wait ever unsubscribes. Copydesk never waits on Celery results (run state lives in PostgreSQL),
+    so the API and the workers would collect subscriptions forever. Here a process subscribes only
+    when it actually waits (`AsyncResult.get()`, `GroupResult.join_native()`); the wait reads the
+    current state after subscribing, so nothing is missed."""
+
+    def on_task_call(self, producer, task_id):
+        pass
+
+    def _add_pending_result(self, task_id, result, weak=False):
+        concrete, weak_ = self._pending_results
+        mapping, waiters = (weak_, WeakValueDictionary) if weak else (concrete, dict)
+        mapping.setdefault(task_id, waiters())[id(result)] = result
+
+    def _wait_for_pending(self, result, **kwargs):
+        for node in getattr(result, "results", None) or [result]:
+            self.result_consumer.consume_from(node.id)
+        return super()._wait_for_pending(result, **kwargs)
+
+
 def make_celery() -> Celery:
+    celery = Celery("copydesk", include=["app.tasks.runner", "app.tasks.ops"])
+    configure(celery)
+    return celery
+
+
+def configure(celery: Celery) -> None:
+    """(Re)apply the settings to the Celery app (tests call it after changing the environment)."""
     settings = get_settings()
     broker = settings.redis_url or _PLACEHOLDER_BROKER
-    celery = Celery("copydesk", broker=broker, backend=broker, include=["app.tasks.runner", "app.tasks.ops"])
     celery.conf.update(
+        broker_url=broker,
+        result_backend=f"app.tasks.celery_app.SendOnlyRedisBackend+{broker}",
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -59,7 +92,6 @@ def make_celery() -> Celery:
             },
         },
     )
-    return celery
 
 
 celery_app = make_celery()

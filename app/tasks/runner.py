@@ -25,7 +25,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from app.core.config import get_settings
 from app.core.db import session_scope
-from app.core.errors import CopydeskError, StepTimeout, describe, error_kinds
+from app.core.errors import CopydeskError, StepTimeout, describe, error_code, error_kinds
 from app.core.logging import log_context
 from app.models import Document, Run, Step
 from app.tasks.celery_app import celery_app
@@ -176,7 +176,7 @@ def _call_with_retries(task: Task, ctx: StepContext, policy: RetryPolicy, func, 
         seconds = rs.next_action.sleep if rs.next_action else 0.0
         with session_scope() as session:
             made = state.record_retry(
-                session, ctx.run_id, ctx.step, index, describe(exc), sorted(error_kinds(exc))[0], seconds
+                session, ctx.run_id, ctx.step, index, describe(exc), error_code(exc), seconds
             )
         ctx.attempt = made + 1
         log.warning("attempt %s failed, retrying in %.2fs: %s", made, seconds, describe(exc))
@@ -284,7 +284,7 @@ def _execute(task: Task, ctx: StepContext, policy: RetryPolicy, index: int | Non
         exc = err
         if not isinstance(err, CopydeskError):
             log.exception("unexpected error in step %s", ctx.step)
-    message, code = describe(exc), sorted(error_kinds(exc) - {"permanent", "transient"} or {"error"})[0]
+    message, code = describe(exc), error_code(exc)
     with session_scope() as session:
         run = session.get(Run, ctx.run_id)
         if run is not None and run.state == "cancelled":
