@@ -50,8 +50,14 @@ def make_celery() -> Celery:
 
 
 def configure(celery: Celery) -> None:
-    """(Re)apply the settings to the Celery app (tests call it after changing the environment)."""
+    """(Re)apply the settings to the Celery app (tests call it after changing the environment):
+    connections, producers and the result backend made for the old settings are dropped."""
     settings = get_settings()
+    if celery._pool is not None:
+        celery._pool.force_close_all()
+    celery._after_fork()  # forgets the connection and producer pools
+    celery._backend_cache = None
+    celery._local = __import__("threading").local()
     broker = settings.redis_url or _PLACEHOLDER_BROKER
     celery.conf.update(
         broker_url=broker,

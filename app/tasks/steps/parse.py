@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from sqlalchemy import select
+
+from app.core.db import session_scope
+from app.documents import convert as convert_docx
+from app.models import Article, Asset
+from app.services import storage
+from app.tasks.steps.common import document
+from app.workflows.registry import StepContext, step_kind
+
+
+@step_kind("parse", outputs={"images": list, "title": str, "words": int})
+def parse(ctx: StepContext) -> dict:
+    """.docx -> clean HTML, block markup, images (kept as private artifacts), report, metadata."""
+    with session_scope() as session:
+        doc = document(session, ctx)
+        doc_id, filename = doc.id, doc.filename
+        source_key = (ctx.results.get("convert") or {}).get("docx_key") or doc.original_key
+    result = convert_docx(storage().get(source_key), filename)
+    for image in result.images:
+        storage().put(f"artifacts/{doc_id}/images/{image.key}", image.data, content_type=image.content_type)
+    for warning in result.report.warnings:
+        ctx.warn(f"conversion: {warning}")
+    with session_scope() as session:
+        article = session.execute(select(Article).where(Article.document_id == doc_id)).scalar_one_or_none()
+        if article is None:
+            article = Article(document_id=doc_id)
+            session.add(article)
+        article.run_id = ctx.run_id
+        article.title = result.title
+        article.original_html = article.html = result.html
+        article.original_blocks = article.blocks = result.blocks
+        article.text = result.text
+        article.report = asdict(result.report)
+        article.doc_metadata = asdict(result.metadata)
+        existing = {a.sha256: a for a in session.execute(select(Asset).where(Asset.document_id == doc_id)).scalars()}
+        for position, image in enumerate(result.images):
+            asset = existing.get(image.sha256) or Asset(document_id=doc_id, sha256=image.sha256)
+            asset.position, asset.key = position, image.key
+            asset.artifact_key = f"artifacts/{doc_id}/images/{image.key}"
+            asset.content_type, asset.size = image.content_type, image.size
+            asset.width, asset.height = image.width, image.height
+            asset.alt, asset.caption = image.alt, image.caption
+            session.add(asset)
+    words = len(result.text.split())
+    return {
+        "images": [image.key for image in result.images],
+        "title": result.title,
+        "words": words,
+        "summary": f"{words} words, {len(result.images)} image(s)",
+    }

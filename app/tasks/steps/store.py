@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import hashlib
+
+from app.core.db import session_scope
+from app.core.errors import InvalidDocument
+from app.documents import detect_kind
+from app.services import storage
+from app.tasks.steps.common import document
+from app.workflows.registry import StepContext, step_kind
+
+
+@step_kind("store", outputs={"kind": str, "size": int, "sha256": str})
+def store(ctx: StepContext) -> dict:
+    """Check the kept original: present in storage, unchanged, and really a Word document."""
+    with session_scope() as session:
+        doc = document(session, ctx)
+        key, expected, filename = doc.original_key, doc.sha256, doc.filename
+    data = storage().get(key)
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise InvalidDocument(f"the stored original of {filename} does not match its checksum")
+    kind = detect_kind(data, filename)
+    return {"kind": kind, "size": len(data), "sha256": expected, "summary": f"{kind}, {len(data)} bytes"}
