@@ -10,19 +10,13 @@ import hmac
 import uuid
 
 from app.core.config import get_settings
-from app.integrations.storage import LocalStorage, Storage
+from app.integrations.storage import Storage, storage_from_settings
 
 
 @functools.lru_cache(maxsize=1)
 def storage() -> Storage:
-    settings = get_settings()
-    try:
-        from app.integrations.storage import storage_from_settings  # OSS when configured
-    except ImportError:  # pragma: no cover - the OSS backend is optional at import time
-        storage_from_settings = None
-    if storage_from_settings is not None:
-        return storage_from_settings(settings)
-    return LocalStorage(settings.storage_root, str(settings.public_url), settings.jwt_secret())
+    """OSS when OSS_* is configured, else the local folder (served by the API). One per process."""
+    return storage_from_settings(get_settings())
 
 
 def preview_token(article_id: uuid.UUID | str) -> str:

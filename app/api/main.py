@@ -21,11 +21,12 @@ STATUS_BY_CODE = {
     "limit_exceeded": 413,
     "not_found": 404,
     "forbidden": 403,
-    "auth_failed": 401,
+    "auth_failed": 502,  # a service behind us refused Copydesk's credentials (not the caller's)
     "invalid_state": 409,
     "invalid_workflow": 422,
     "configuration": 500,
     "dependency_missing": 503,
+    "remote_error": 502,
 }
 
 

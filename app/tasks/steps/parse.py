@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 from sqlalchemy import select
@@ -20,8 +21,14 @@ def parse(ctx: StepContext) -> dict:
         doc_id, filename = doc.id, doc.filename
         source_key = (ctx.results.get("convert") or {}).get("docx_key") or doc.original_key
     result = convert_docx(storage().get(source_key), filename)
-    for image in result.images:
-        storage().put(f"artifacts/{doc_id}/images/{image.key}", image.data, content_type=image.content_type)
+    store = storage()
+    with ThreadPoolExecutor(max_workers=8) as pool:  # object storage answers in parallel
+        list(pool.map(
+            lambda image: store.put(
+                f"artifacts/{doc_id}/images/{image.key}", image.data, content_type=image.content_type
+            ),
+            result.images,
+        ))
     for warning in result.report.warnings:
         ctx.warn(f"conversion: {warning}")
     with session_scope() as session:

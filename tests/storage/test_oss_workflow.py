@@ -1,0 +1,106 @@
+"""The publish_document workflow with OSS storage (the OSS-protocol test server), through real workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.oss import OSS_BUCKET
+from tests.samples import docx
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.oss, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture
+def oss_stack(stack_env, oss_server, tmp_path):
+    from tests.fixtures.stack import isolated_stack
+
+    overrides = {
+        "OSS_ENDPOINT": oss_server.endpoint,
+        "OSS_BUCKET": OSS_BUCKET,
+        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
+        "OSS_ACCESS_KEY_SECRET": oss_server.access_key_secret,
+        "OSS_REGION": oss_server.region,
+        "OSS_PUBLIC_BASE_URL": f"{oss_server.endpoint}/{OSS_BUCKET}",
+    }
+    with isolated_stack(stack_env, tmp_path, overrides, io=24) as stack:
+        yield stack
+
+
+def submit_and_wait(client, data: bytes, name: str) -> dict:
+    response = client.post("/documents", files={"file": (name, data)})
+    assert response.status_code == 201, response.text
+    run_id = response.json()["run"]["id"]
+
+    def done():
+        run = client.get(f"/runs/{run_id}").json()
+        return run if run["state"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_until(done, timeout=90, message="the run to end")
+
+
+def test_twenty_images_upload_in_parallel_and_once(client, oss_server, oss_stack):
+    oss_server.latency = 0.1  # every OSS request takes at least 100 ms
+    run = submit_and_wait(client, docx("Twenty pictures", images=20, seed=7), "twenty.docx")
+    assert run["state"] == "succeeded", run["error"]
+    uploads = [
+        r for r in oss_server.requests if r.method == "PUT" and r.key.startswith("media/") and r.status == 200
+    ]
+    assert len(uploads) == 20
+    # One task per image on the io queue: the uploads overlap instead of queueing one after another.
+    # Each image costs 3 requests (HEAD media, GET artifact, PUT media), 300 ms in sequence; 20 images in
+    # sequence would take 6 s.
+    fan_out = [
+        r for r in oss_server.requests
+        if r.key.startswith("media/") or ("/images/" in r.key and r.method == "GET")
+    ]
+    span = max(r.finished for r in fan_out) - min(r.started for r in fan_out)
+    print(f"fan-out span {span:.2f}s, peak concurrency {oss_server.max_concurrency()}")
+    assert oss_server.max_concurrency() >= 10
+    assert span < 1.5, f"20 uploads at 100 ms per request took {span:.2f}s: not parallel"
+    # The original is kept privately in the bucket; the images are served from the public base URL.
+    article = client.get(f"/articles/{run['article_id']}").json()
+    assert article["html"].count(f"{oss_server.endpoint}/{OSS_BUCKET}/media/") == 20
+    assert any(r.method == "PUT" and r.key.startswith("manuscripts/") for r in oss_server.requests)
+
+    # A re-upload of another document holding the same images stores nothing new.
+    oss_server.requests.clear()
+    run = submit_and_wait(client, docx("Same twenty pictures, new text", images=20, seed=7, paragraphs=5), "again.docx")
+    assert run["state"] == "succeeded", run["error"]
+    media_puts = [r for r in oss_server.requests if r.method == "PUT" and r.key.startswith("media/")]
+    assert media_puts == []
+
+
+def test_transient_oss_failures_are_retried_and_shown(client, oss_server, oss_stack):
+    oss_server.fail_next(2, 503, "ServiceUnavailable", method="PUT")
+    run = submit_and_wait(client, docx("Flaky storage", images=1, seed=99), "flaky.docx")
+    assert run["state"] == "succeeded", run["error"]
+    assert oss_server.count("PUT", status=503) == 2
+
+
+def test_wrong_credentials_fail_the_step_with_bucket_and_key_but_no_secret(client, oss_server, stack_env, tmp_path):
+    from tests.fixtures.stack import isolated_stack
+
+    overrides = {
+        "OSS_ENDPOINT": oss_server.endpoint,
+        "OSS_BUCKET": OSS_BUCKET,
+        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
+        "OSS_ACCESS_KEY_SECRET": "not-the-right-secret-123",
+        "OSS_REGION": oss_server.region,
+    }
+    from sqlalchemy import func, select
+
+    from app.core.db import session_scope
+    from app.models import Document
+
+    with session_scope() as session:
+        before = session.execute(select(func.count()).select_from(Document)).scalar_one()
+    with isolated_stack(stack_env, tmp_path, overrides):
+        response = client.post("/documents", files={"file": ("denied.docx", docx("Denied", seed=5))})
+    # The API keeps the original before anything else: refused by OSS, it says so and records nothing.
+    assert response.status_code == 502
+    body = response.json()
+    assert body["code"] == "auth_failed"
+    assert OSS_BUCKET in body["detail"] and "not-the-right-secret-123" not in response.text
+    with session_scope() as session:
+        assert session.execute(select(func.count()).select_from(Document)).scalar_one() == before
