@@ -28,6 +28,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        env_ignore_empty=True,  # VAR= (as docker compose passes unset variables) means "not set"
     )
 
     # --- general -----------------------------------------------------------------------------
