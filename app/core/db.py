@@ -11,7 +11,7 @@ import functools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,9 +53,16 @@ def _sync_sessions() -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """A sync session committed on success, rolled back on error (workers, CLI)."""
+def session_scope(*, relaxed_commit: bool = False) -> Iterator[Session]:
+    """A sync session committed on success, rolled back on error (workers, CLI).
+
+    `relaxed_commit`: do not wait for the commit to reach the disk (PostgreSQL's
+    synchronous_commit=off for this transaction). For the engine's own bookkeeping — claims,
+    heartbeats, step states — where a crash may lose the last few milliseconds of transitions and the
+    idempotent steps simply run again; never for what a step did in the outside world."""
     session = _sync_sessions()()
+    if relaxed_commit:
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     try:
         yield session
         session.commit()

@@ -8,7 +8,6 @@ never in Celery results (they expire, and unknown ids read as PENDING).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -89,7 +88,7 @@ class Heartbeat:
             if not rows:
                 continue
             try:
-                with session_scope() as session:
+                with session_scope(relaxed_commit=True) as session:
                     state.heartbeat(session, rows)
             except Exception:  # the database may be restarting; the next beat will try again
                 log.warning("heartbeat failed", exc_info=True)
@@ -108,20 +107,21 @@ class RunInfo:
     document_id: uuid.UUID | None
 
 
-@functools.lru_cache(maxsize=256)
-def _definition(run_id: uuid.UUID, version_marker: str) -> WorkflowDef:
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        return WorkflowDef.model_validate(run.definition)
+_definitions: dict[uuid.UUID, WorkflowDef] = {}
 
 
-def load_run(run_id: uuid.UUID) -> RunInfo:
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        if run is None:
-            raise Ignore()  # the run was deleted: nothing to do
-        wf = _definition(run_id, f"{run.workflow}:{run.workflow_version}")
-        return RunInfo(wf=wf, payload=dict(run.payload or {}), document_id=run.document_id)
+def load_run(session, run_id: uuid.UUID) -> tuple[Run, RunInfo]:
+    """The run, locked for this transaction, and the definition it runs (parsed once per process)."""
+    try:
+        run = state.lock_run(session, run_id)
+    except CopydeskError:
+        raise Ignore() from None  # the run was deleted: nothing to do
+    wf = _definitions.get(run_id)
+    if wf is None:
+        if len(_definitions) > 512:
+            _definitions.clear()
+        wf = _definitions[run_id] = WorkflowDef.model_validate(run.definition)
+    return run, RunInfo(wf=wf, payload=dict(run.payload or {}), document_id=run.document_id)
 
 
 def _condition_data(session, run_id: uuid.UUID, info: RunInfo) -> dict[str, Any]:
@@ -138,11 +138,7 @@ def _condition_data(session, run_id: uuid.UUID, info: RunInfo) -> dict[str, Any]
                 "options": doc.options,
             }
             data["source"] = {"id": str(doc.source_id)} if doc.source_id else None
-    results = session.execute(
-        select(Step.name, Step.result).where(Step.run_id == run_id, Step.state == "succeeded")
-    ).all()
-    for name, result in results:
-        data[name] = result or {}
+    data.update(_results(session, run_id))
     return data
 
 
@@ -174,7 +170,7 @@ def _call_with_retries(task: Task, ctx: StepContext, policy: RetryPolicy, func, 
     def before_sleep(rs: RetryCallState) -> None:
         exc = rs.outcome.exception()
         seconds = rs.next_action.sleep if rs.next_action else 0.0
-        with session_scope() as session:
+        with session_scope(relaxed_commit=True) as session:
             made = state.record_retry(
                 session, ctx.run_id, ctx.step, index, describe(exc), error_code(exc), seconds
             )
@@ -203,73 +199,81 @@ def _call_with_retries(task: Task, ctx: StepContext, policy: RetryPolicy, func, 
 # --- the task body ---------------------------------------------------------------------------------
 
 
-def _claim_until_free(claim_fn, poll: float = 0.5):
-    """Claim; while another live execution holds the claim, wait for it to finish or go stale."""
+def _claim(claim_fn, poll: float = 0.5):
+    """Open one transaction: load and lock the run, claim the step or item, read what the step needs.
+    While another live execution holds the claim, wait for it to finish or go stale."""
     while True:
-        with session_scope() as session:
+        with session_scope(relaxed_commit=True) as session:
             out = claim_fn(session)
-        claim = out[0] if isinstance(out, tuple) else out
-        if claim.outcome != "busy":
+        if out[0].outcome != "busy":
             return out
         time.sleep(poll)
 
 
 def run_step(task: Task, run_id: str, step_name: str, index: int | None = None) -> dict[str, Any]:
     run_uuid = uuid.UUID(run_id)
-    info = load_run(run_uuid)
-    step_def = info.wf.by_id[step_name]
-    with log_context(run_id=run_id, step=step_name, item=index, document_id=info.document_id):
+    with log_context(run_id=run_id, step=step_name, item=index):
         if index is None:
-            return _run_whole_step(task, run_uuid, info, step_def)
-        return _run_item(task, run_uuid, info, step_def, index)
+            return _run_whole_step(task, run_uuid, step_name)
+        return _run_item(task, run_uuid, step_name, index)
 
 
 def _worker_id(task: Task) -> str:
     return f"{task.request.id or uuid.uuid4()}@{socket.gethostname()}:{os.getpid()}"
 
 
-def _run_whole_step(task: Task, run_id: uuid.UUID, info: RunInfo, step_def: StepDef) -> dict[str, Any]:
+def _results(session, run_id: uuid.UUID) -> dict[str, dict]:
+    rows = session.execute(
+        select(Step.name, Step.result).where(Step.run_id == run_id, Step.state == "succeeded")
+    ).all()
+    return {name: result or {} for name, result in rows}
+
+
+def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, Any]:
     worker = _worker_id(task)
-    claim = _claim_until_free(
-        lambda s: state.claim_step(s, run_id, step_def.id, worker, needs_approval=step_def.approval)
-    )
+
+    def claim(session):
+        _, info = load_run(session, run_id)
+        step_def = info.wf.by_id[step_name]
+        outcome = state.claim_step(session, run_id, step_name, worker, needs_approval=step_def.approval)
+        data = _condition_data(session, run_id, info) if outcome.outcome == "run" else {}
+        return outcome, info, data
+
+    claim, info, data = _claim(claim)
+    step_def = info.wf.by_id[step_name]
     if claim.outcome == "done":
-        return {"step": step_def.id, "state": "already done"}
+        return {"step": step_name, "state": "already done"}
     if claim.outcome in ("cancelled", "awaiting_approval"):
         raise Ignore()  # the chain stops here; approve/resume launches it again
     if claim.outcome == "failed":
-        raise StepFailed(f"step '{step_def.id}' has already failed")
+        raise StepFailed(f"step '{step_name}' has already failed")
 
-    with session_scope() as session:
-        step_row = state.get_step(session, run_id, step_def.id)
-        step_pk = step_row.id
-        data = _condition_data(session, run_id, info)
-    heartbeats.add("step", step_pk)
+    heartbeats.add("step", claim.row_id)
     try:
-        if step_def.when and not evaluate(step_def.when, data):
-            with session_scope() as session:
-                state.step_skipped(session, run_id, step_def.id, f"condition is false: {step_def.when}")
-            return {"step": step_def.id, "state": "skipped"}
-        if step_def.for_each:
-            return _fan_out(task, run_id, info, step_def, data)
-        results = {k: v for k, v in data.items() if k not in ("payload", "run", "document", "source")}
-        ctx = StepContext(
-            run_id=run_id,
-            step=step_def.id,
-            kind=step_def.kind,
-            payload=info.payload,
-            options=step_def.options,
-            document_id=info.document_id,
-            attempt=claim.attempts + 1,
-            results=results,
-        )
-        result = _execute(task, ctx, info.wf.retry_of(step_def), None)
-        with session_scope() as session:
-            summary = (result or {}).pop("summary", None) if isinstance(result, dict) else None
-            state.step_succeeded(session, run_id, step_def.id, result, ctx.warnings, summary)
-        return {"step": step_def.id, "state": "succeeded"}
+        with log_context(document_id=info.document_id):
+            if step_def.when and not evaluate(step_def.when, data):
+                with session_scope(relaxed_commit=True) as session:
+                    state.step_skipped(session, run_id, step_name, f"condition is false: {step_def.when}")
+                return {"step": step_name, "state": "skipped"}
+            if step_def.for_each:
+                return _fan_out(task, run_id, info, step_def, data)
+            ctx = StepContext(
+                run_id=run_id,
+                step=step_name,
+                kind=step_def.kind,
+                payload=info.payload,
+                options=step_def.options,
+                document_id=info.document_id,
+                attempt=claim.attempts + 1,
+                results={k: v for k, v in data.items() if k not in ("payload", "run", "document", "source")},
+            )
+            result = _execute(task, ctx, info.wf.retry_of(step_def), None)
+            with session_scope(relaxed_commit=True) as session:
+                summary = result.pop("summary", None) if isinstance(result, dict) else None
+                state.step_succeeded(session, run_id, step_name, result, ctx.warnings, summary)
+            return {"step": step_name, "state": "succeeded"}
     finally:
-        heartbeats.remove("step", step_pk)
+        heartbeats.remove("step", claim.row_id)
 
 
 def _execute(task: Task, ctx: StepContext, policy: RetryPolicy, index: int | None):
@@ -285,9 +289,9 @@ def _execute(task: Task, ctx: StepContext, policy: RetryPolicy, index: int | Non
         if not isinstance(err, CopydeskError):
             log.exception("unexpected error in step %s", ctx.step)
     message, code = describe(exc), error_code(exc)
-    with session_scope() as session:
-        run = session.get(Run, ctx.run_id)
-        if run is not None and run.state == "cancelled":
+    with session_scope(relaxed_commit=True) as session:
+        run = state.lock_run(session, ctx.run_id)
+        if run.state == "cancelled":
             raise Ignore()
         if index is None:
             state.step_failed(session, ctx.run_id, ctx.step, message, code)
@@ -304,15 +308,15 @@ def _fan_out(task: Task, run_id: uuid.UUID, info: RunInfo, step_def: StepDef, da
     origin, _, field = step_def.for_each.partition(".")
     values = (data.get(origin) or {}).get(field) or []
     if not isinstance(values, list):
-        with session_scope() as session:
+        with session_scope(relaxed_commit=True) as session:
             state.step_failed(
                 session, run_id, step_def.id, f"for_each '{step_def.for_each}' is not a list", "configuration"
             )
         raise StepFailed(f"for_each '{step_def.for_each}' is not a list")
-    with session_scope() as session:
+    with session_scope(relaxed_commit=True) as session:
         indexes = state.ensure_items(session, run_id, step_def.id, values)
     if not indexes:  # an empty fan-out: nothing to wait for (and no empty chord to trip over)
-        with session_scope() as session:
+        with session_scope(relaxed_commit=True) as session:
             state.step_succeeded(session, run_id, step_def.id, {"items": 0}, [], "0 item(s)")
         return {"step": step_def.id, "state": "succeeded", "items": 0}
     options = _step_options(info.wf, step_def)
@@ -321,44 +325,44 @@ def _fan_out(task: Task, run_id: uuid.UUID, info: RunInfo, step_def: StepDef, da
     raise task.replace(chord(header, body))
 
 
-def _run_item(task: Task, run_id: uuid.UUID, info: RunInfo, step_def: StepDef, index: int) -> dict[str, Any]:
+def _run_item(task: Task, run_id: uuid.UUID, step_name: str, index: int) -> dict[str, Any]:
     worker = _worker_id(task)
-    claim, value = _claim_until_free(lambda s: state.claim_item(s, run_id, step_def.id, index, worker))
+
+    def claim(session):
+        _, info = load_run(session, run_id)
+        outcome, value = state.claim_item(session, run_id, step_name, index, worker)
+        results = _results(session, run_id) if outcome.outcome == "run" else {}
+        return outcome, info, value, results
+
+    claim, info, value, results = _claim(claim)
+    step_def = info.wf.by_id[step_name]
     if claim.outcome == "done":
-        return {"step": step_def.id, "item": index, "state": "already done"}
+        return {"step": step_name, "item": index, "state": "already done"}
     if claim.outcome == "cancelled":
         raise Ignore()
     if claim.outcome == "failed":
-        raise StepFailed(f"step '{step_def.id}' item {index} has already failed")
-    with session_scope() as session:
-        step = state.get_step(session, run_id, step_def.id)
-        item_pk = state.get_item(session, step, index).id
-        results = {
-            name: result or {}
-            for name, result in session.execute(
-                select(Step.name, Step.result).where(Step.run_id == run_id, Step.state == "succeeded")
-            ).all()
-        }
-    heartbeats.add("item", item_pk)
+        raise StepFailed(f"step '{step_name}' item {index} has already failed")
+    heartbeats.add("item", claim.row_id)
     try:
-        ctx = StepContext(
-            run_id=run_id,
-            step=step_def.id,
-            kind=step_def.kind,
-            payload=info.payload,
-            options=step_def.options,
-            document_id=info.document_id,
-            attempt=claim.attempts + 1,
-            index=index,
-            item=value,
-            results=results,
-        )
-        result = _execute(task, ctx, info.wf.retry_of(step_def), index)
-        with session_scope() as session:
-            state.item_succeeded(session, run_id, step_def.id, index, result, ctx.warnings)
-        return {"step": step_def.id, "item": index, "state": "succeeded"}
+        with log_context(document_id=info.document_id):
+            ctx = StepContext(
+                run_id=run_id,
+                step=step_name,
+                kind=step_def.kind,
+                payload=info.payload,
+                options=step_def.options,
+                document_id=info.document_id,
+                attempt=claim.attempts + 1,
+                index=index,
+                item=value,
+                results=results,
+            )
+            result = _execute(task, ctx, info.wf.retry_of(step_def), index)
+            with session_scope(relaxed_commit=True) as session:
+                state.item_succeeded(session, run_id, step_name, index, result, ctx.warnings)
+            return {"step": step_name, "item": index, "state": "succeeded"}
     finally:
-        heartbeats.remove("item", item_pk)
+        heartbeats.remove("item", claim.row_id)
 
 
 # --- signatures ------------------------------------------------------------------------------------

@@ -47,7 +47,12 @@ def add_event(
 
 
 def lock_run(session: Session, run_id: uuid.UUID) -> Run:
+    """The run row, locked until the transaction ends (once per session: sessions here are short)."""
+    locked = session.info.setdefault("locked_runs", {})
+    if run_id in locked:
+        return locked[run_id]
     run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one_or_none()
+    locked[run_id] = run
     if run is None:
         from app.core.errors import NotFound
 
@@ -140,6 +145,7 @@ class Claim:
     outcome: str  # run | done | busy | cancelled | failed | awaiting_approval
     attempts: int = 0  # attempts already made
     result: dict | None = None
+    row_id: uuid.UUID | None = None  # the claimed step or item
 
 
 def _claim_row(row, run: Run, worker: str, *, stale_before: datetime) -> Claim:
@@ -179,6 +185,7 @@ def claim_step(
         add_event(session, run, "run", "awaiting_approval", message=f"step '{name}' waits for approval")
         return Claim("awaiting_approval")
     if claim.outcome == "run":
+        claim.row_id = step.id
         if run.state in ("queued", "awaiting_approval"):
             run.state = "running"
             run.started_at = run.started_at or now()
@@ -194,6 +201,7 @@ def claim_item(session: Session, run_id: uuid.UUID, name: str, index: int, worke
     stale = now() - timedelta(seconds=get_settings().heartbeat_timeout)
     claim = _claim_row(item, run, worker, stale_before=stale)
     if claim.outcome == "run":
+        claim.row_id = item.id
         add_event(session, run, "item", "running", step=name, item=index, data={"key": item.key})
     return claim, (item.value or {}).get("value")
 
