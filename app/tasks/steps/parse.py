@@ -6,6 +6,8 @@ from dataclasses import asdict
 from sqlalchemy import select
 
 from app.core.db import session_scope
+from app.core.config import get_settings
+from app.documents import LibreOffice
 from app.documents import convert as convert_docx
 from app.models import Article, Asset
 from app.services import storage
@@ -20,7 +22,10 @@ def parse(ctx: StepContext) -> dict:
         doc = document(session, ctx)
         doc_id, filename = doc.id, doc.filename
         source_key = (ctx.results.get("convert") or {}).get("docx_key") or doc.original_key
-    result = convert_docx(storage().get(source_key), filename)
+    settings = get_settings()
+    # LibreOffice (when installed) turns EMF/WMF pictures into PNG; without it they are reported.
+    libreoffice = LibreOffice.find(settings.soffice_path, settings.convert_timeout)
+    result = convert_docx(storage().get(source_key), filename, libreoffice=libreoffice)
     store = storage()
     with ThreadPoolExecutor(max_workers=8) as pool:  # object storage answers in parallel
         list(pool.map(
@@ -42,7 +47,8 @@ def parse(ctx: StepContext) -> dict:
         article.original_blocks = article.blocks = result.blocks
         article.text = result.text
         article.report = asdict(result.report)
-        article.doc_metadata = asdict(result.metadata)
+        # Footnotes travel to WordPress as post meta beside the wp:footnotes block.
+        article.doc_metadata = {**asdict(result.metadata), "wp_meta": result.wordpress_meta()}
         existing = {a.sha256: a for a in session.execute(select(Asset).where(Asset.document_id == doc_id)).scalars()}
         for position, image in enumerate(result.images):
             asset = existing.get(image.sha256) or Asset(document_id=doc_id, sha256=image.sha256)

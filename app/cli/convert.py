@@ -1,0 +1,75 @@
+"""`copydesk convert FILE`: the document engine on its own, offline (no database, broker or network).
+
+    copydesk convert story.docx -o post.html --blocks post.blocks.html --media-dir media --report r.json
+
+Without -o the HTML goes to stdout. With --media-dir the images are written there, named by content
+hash, and the HTML and blocks point at them (relative paths); without it they keep their
+`copydesk-image:` placeholders. A .doc needs LibreOffice (SOFFICE_PATH or `soffice` on PATH).
+Exit 0 on success, 1 when the file cannot be converted, 2 on bad usage; errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"copydesk: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def convert_command(
+    file: Path = typer.Argument(..., help="The .docx or .doc to convert.", show_default=False),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the HTML here (default: stdout)."),
+    blocks: Path | None = typer.Option(None, "--blocks", help="Write the WordPress block markup here."),
+    media_dir: Path | None = typer.Option(None, "--media-dir", help="Write the images into this folder."),
+    report: Path | None = typer.Option(None, "--report", help="Write the conversion report (JSON) here."),
+    soffice: str = typer.Option("soffice", "--soffice", envvar="SOFFICE_PATH", help="LibreOffice program."),
+    timeout: float = typer.Option(
+        120.0, "--timeout", envvar="CONVERT_TIMEOUT", help="LibreOffice timeout (s)."
+    ),
+) -> None:
+    """Convert a Word file to clean HTML (and blocks, images, report) without any service."""
+    from app.core.errors import CopydeskError
+    from app.documents import LibreOffice, convert, resolve_images
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
+    try:
+        result = convert(data, file.name, libreoffice=LibreOffice.find(soffice, timeout))
+    except CopydeskError as exc:
+        _fail(exc.message)
+
+    html, markup = result.html, result.blocks
+    try:
+        if media_dir is not None:
+            media_dir.mkdir(parents=True, exist_ok=True)
+            for image in result.images:
+                (media_dir / image.key).write_bytes(image.data)
+            html = resolve_images(html, _relative_urls(result.images, media_dir, output))
+            markup = resolve_images(markup, _relative_urls(result.images, media_dir, blocks))
+        if output is not None:
+            output.write_text(html + "\n", encoding="utf-8")
+        else:
+            typer.echo(html)
+        if blocks is not None:
+            blocks.write_text(markup + "\n", encoding="utf-8")
+        if report is not None:
+            summary = result.summary()
+            summary["footnotes"] = [asdict(note) for note in result.footnotes]
+            report.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}")
+
+
+def _relative_urls(images, media_dir: Path, page: Path | None) -> dict[str, str]:
+    base = page.resolve().parent if page is not None else Path.cwd()
+    folder = Path(os.path.relpath(media_dir.resolve(), base))
+    return {image.key: (folder / image.key).as_posix() for image in images}
