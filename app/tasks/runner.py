@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
 from celery import Task, chord
 from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from sqlalchemy import select
@@ -34,6 +36,16 @@ from app.workflows.registry import StepContext, get_kind, kinds
 from app.workflows.schema import RetryPolicy, StepDef, WorkflowDef
 
 log = logging.getLogger("copydesk.runner")
+
+
+# Failures of Copydesk's own infrastructure (not of the step's work): retried, never recorded as the
+# step's error.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
 class StepFailed(CopydeskError):
@@ -280,8 +292,8 @@ def _execute(task: Task, ctx: StepContext, policy: RetryPolicy, index: int | Non
     kind = get_kind(ctx.kind)
     try:
         return _call_with_retries(task, ctx, policy, kind.func, index)
-    except (Retry, Ignore):
-        raise
+    except (Retry, Ignore, *INFRASTRUCTURE_ERRORS):
+        raise  # an unreachable database or broker is not the step's failure: the task is retried
     except SoftTimeLimitExceeded:
         exc: BaseException = StepTimeout(f"took longer than its timeout of {task.request.timelimit[1] or '?'}s")
     except Exception as err:  # recorded below with its message; a bug also gets its traceback logged
@@ -393,7 +405,14 @@ def signature_for(wf: WorkflowDef, run_id: str, step_id: str):
 
 def _make_step_task(kind_name: str):
     def step_task(self: Task, run_id: str, step_name: str, index: int | None = None):
-        return run_step(self, run_id, step_name, index)
+        try:
+            return run_step(self, run_id, step_name, index)
+        except INFRASTRUCTURE_ERRORS as exc:
+            # PostgreSQL or Redis is restarting: nothing was recorded, so try the whole task again
+            # (its claim is ours, finished work is skipped); the sweeper covers what gets lost.
+            wait = min(30, 2 ** min(self.request.retries, 5))
+            log.warning("database or broker unavailable, retrying in %ss: %s", wait, type(exc).__name__)
+            raise self.retry(countdown=wait, max_retries=40, exc=exc) from None
 
     step_task.__name__ = f"step_{kind_name}"
     return celery_app.task(bind=True, name=f"copydesk.step.{kind_name}")(step_task)

@@ -52,6 +52,7 @@ class EditResult:
     cached: bool = False
     kept_original_body: bool = False  # the model's body failed the checks; (part of) the original is kept
     chunks: int = 1  # how many pieces the body was edited in
+    cached_parts: int = 0  # pieces answered from the part cache (all of them when `cached`)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (for the cache table and the API)."""

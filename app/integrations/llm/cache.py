@@ -95,6 +95,11 @@ class CachedEditor:
     def engine(self) -> str:
         return self.editor.engine
 
+    def close(self) -> None:
+        close = getattr(self.editor, "close", None)
+        if close is not None:
+            close()
+
     def key_for(self, request: EditRequest) -> str:
         resolved = replace(
             request,
@@ -117,6 +122,7 @@ class CachedEditor:
         if hit is not None:
             result = EditResult.from_dict(hit)
             result.cached = True
+            result.cached_parts = result.chunks
             result.usage = Usage(note="served from the cache: no request, no cost")
             return result
         result = self.editor.edit(request)

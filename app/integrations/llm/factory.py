@@ -13,7 +13,8 @@ from app.integrations.llm.openai_editor import OpenAIEditor
 def editor_from_settings(settings: Any, *, cache: EditCache | None = None, **overrides: Any) -> Editor:
     """An editor built from `app.core.config.Settings`. `overrides` are OpenAIEditor arguments
     (model, temperature, timeout, chunk_tokens, max_attempts, …) from a workflow or a source; they
-    are ignored by the offline editor. `cache` wraps the OpenAI editor (the offline one is free)."""
+    are ignored by the offline editor. `cache` wraps the OpenAI editor (the offline one is free) and
+    keeps the parts of long articles."""
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
     if not key:
         return OfflineEditor()
@@ -23,5 +24,7 @@ def editor_from_settings(settings: Any, *, cache: EditCache | None = None, **ove
         "timeout": settings.openai_timeout,
     }
     options.update({name: value for name, value in overrides.items() if value is not None})
-    editor = OpenAIEditor(key, **options)
-    return CachedEditor(editor, cache) if cache is not None else editor
+    if cache is None:
+        return OpenAIEditor(key, **options)
+    # The same backend holds whole edits (CachedEditor) and the parts of long ones (part_cache).
+    return CachedEditor(OpenAIEditor(key, part_cache=cache, **options), cache)

@@ -65,7 +65,8 @@ def _inline_text(tag: Tag) -> str:
 
 def block_texts(html: str, *, with_tags: bool = True) -> list[str]:
     """The text of each innermost block, in order; images and link targets written inline, so a
-    diff of these lines shows when one of them moves or disappears.  `h2: Heading`, `p: Text …`."""
+    diff of these lines shows when one of them moves or disappears.  `h2: Heading`, `p: Text …`,
+    `figure: [image src] Caption`."""
     soup = parse(html)
     for img in soup.find_all("img"):
         img.replace_with(f" [image {img.get('src', '')}] " if with_tags else " ")
@@ -73,9 +74,15 @@ def block_texts(html: str, *, with_tags: bool = True) -> list[str]:
         for link in soup.find_all("a", href=True):
             link.append(f" <{link['href']}>")
     lines = []
-    for tag in soup.find_all(TEXT_BLOCKS):
-        if tag.find(TEXT_BLOCKS):  # a container (a blockquote of paragraphs): its children count
-            continue
+    for tag in soup.find_all([*TEXT_BLOCKS, "figure"]):
+        figure = tag if tag.name == "figure" else tag.find_parent("figure")
+        if figure is not None and figure.find("table") is None:
+            # An image's figure is one line, the image with its caption (a figure without a caption
+            # holds no other block, and its image would go unseen).
+            if tag is not figure:
+                continue
+        elif tag.name == "figure" or tag.find([*TEXT_BLOCKS, "figure"]):
+            continue  # a container (a blockquote of paragraphs, a table's figure): its children count
         if tag.name == "tr":
             text = " | ".join(_inline_text(cell) for cell in tag.find_all(["td", "th"]))
         else:
@@ -221,3 +228,22 @@ def top_level_blocks(html: str) -> list[str]:
 
 def is_heading(block_html: str) -> bool:
     return re.match(r"\s*<h[1-6][\s>]", block_html) is not None
+
+
+# --- block markup (WordPress) ---------------------------------------------------------------------
+
+_LEADING_HEADING_BLOCK = re.compile(
+    r"\A\s*<!--\s+wp:heading(?:\s+\{[^}]*\})?\s+-->\s*(<h[1-6]\b.*?</h[1-6]>)\s*<!--\s+/wp:heading\s+-->\s*",
+    re.S,
+)
+
+
+def drop_leading_heading_block(blocks: str, titles: list[str]) -> str:
+    """Block markup without its first block when that is a heading repeating one of `titles` (the
+    post's title is shown by WordPress above the content)."""
+    found = _LEADING_HEADING_BLOCK.match(blocks)
+    if found is None:
+        return blocks
+    text = " ".join(parse(found.group(1)).get_text(" ").split()).casefold()
+    wanted = {" ".join(t.split()).casefold() for t in titles if t and t.strip()}
+    return blocks[found.end() :] if text in wanted else blocks

@@ -4,6 +4,19 @@ Retries have one owner. The SDK client is built with max_retries=0 and tenacity 
 succeed later (429 honouring Retry-After, 5xx, timeouts, connection errors); the SDK's own retries on
 top would multiply the attempts (3 × 3 = 9 requests were measured). 400/401/403/404 fail at once.
 
+What leaves the editor tells its caller what to do next, so no caller needs retries of its own:
+- RateLimited only when the server asked for a wait longer than `max_wait` (after that one request):
+  come back after `retry_after` seconds (a workflow puts the step back on the broker with that
+  countdown: the publish_document transform step retries `rate_limited` only).
+- Any other error is final: permanent ones at once, transient ones after `max_attempts` requests
+  ("… after 4 attempts"; a 429 that outlasts them leaves as ServiceUnavailable). Retrying them again
+  outside would multiply the requests.
+Every error that leaves `edit` carries `usage` (an attribute): what the edit had spent until then.
+
+Long articles are edited in parts. With a `part_cache`, each part whose edit passed the checks is
+cached, so an edit that failed half-way (and is run again by a resume) does not pay for those parts
+twice.
+
 Content failures are separate from transport failures: an answer that is not valid JSON, or whose
 body breaks the structure checks, gets one more chance with the complaint. If that fails too, the
 original body is kept and the result carries a warning.
@@ -11,6 +24,8 @@ original body is kept and the result carries a warning.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +52,7 @@ from app.core.errors import (
 )
 from app.integrations.llm import checks, markup, prompts
 from app.integrations.llm.base import EditRequest, EditResult, Usage
+from app.integrations.llm.cache import EditCache
 from app.integrations.llm.chunking import split_into_chunks
 from app.integrations.llm.offline import OfflineEditor, shorten, slugify
 from app.integrations.llm.pricing import DEFAULT_PRICES, estimate_cost
@@ -71,6 +87,7 @@ class _Job:
     temperature: float | None
     usage: Usage = field(default_factory=Usage)
     warnings: list[str] = field(default_factory=list)
+    cached_parts: int = 0
 
 
 @dataclass
@@ -96,6 +113,7 @@ class OpenAIEditor:
         prices: Mapping[str, tuple[float, float]] = DEFAULT_PRICES,
         http_client=None,  # the SDK's own HTTP client type (httpx2.Client here): proxies, custom TLS
         sleep: Callable[[float], None] = time.sleep,
+        part_cache: EditCache | None = None,  # parts of long articles, by what the model is sent
     ) -> None:
         if not api_key:
             raise ConfigurationError("the OpenAI editor needs an API key (OPENAI_API_KEY)")
@@ -108,6 +126,7 @@ class OpenAIEditor:
         self.content_attempts = max(1, content_attempts)
         self.chunk_tokens = chunk_tokens
         self.prices = prices
+        self.part_cache = part_cache
         self._api_key = api_key
         self._sleep = sleep
         self._client = OpenAI(
@@ -143,6 +162,14 @@ class OpenAIEditor:
             model=request.model or self.model,
             temperature=self.temperature if request.temperature is None else request.temperature,
         )
+        try:
+            return self._edit(job)
+        except CopydeskError as exc:
+            exc.usage = self._priced(job)  # what was spent before the failure (a run records it)
+            raise
+
+    def _edit(self, job: _Job) -> EditResult:
+        request = job.request
         html = markup.clean_html(request.html, drop_leading_heading=request.title)
         protected = markup.protect(html)
         chunks = split_into_chunks(protected.html, self.chunk_tokens)
@@ -195,6 +222,12 @@ class OpenAIEditor:
             message = prompts.part_message(
                 chunk, part=number, parts=len(chunks), title=request.title, language=request.language
             )
+            key = self._part_key(job, [system, message])
+            cached = self._cached_part(key)
+            if cached is not None:
+                job.cached_parts += 1
+                bodies.append(cached)
+                continue
             answer = self._ask(
                 job,
                 [system, message],
@@ -210,7 +243,40 @@ class OpenAIEditor:
                 )
             else:
                 bodies.append(answer.parsed.body_html)
+                self._cache_part(key, answer.parsed.body_html)
         return "".join(bodies), kept_original
+
+    def _part_key(self, job: _Job, messages: list[dict]) -> str:
+        """Everything that makes a part's answer: the messages (instructions and the part), the
+        model, the temperature, the prompt version and the server."""
+        parts = {
+            "kind": "part",
+            "prompt_version": prompts.PROMPT_VERSION,
+            "namespace": self.base_url,
+            "model": job.model,
+            "temperature": job.temperature,
+            "messages": messages,
+        }
+        return "part:" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def _cached_part(self, key: str) -> str | None:
+        if self.part_cache is None:
+            return None
+        try:
+            hit = self.part_cache.get(key)
+        except Exception:
+            log.warning("the part cache could not be read; editing without it", exc_info=True)
+            return None
+        body = (hit or {}).get("body_html")
+        return body if isinstance(body, str) else None
+
+    def _cache_part(self, key: str, body_html: str) -> None:
+        if self.part_cache is None:
+            return
+        try:
+            self.part_cache.put(key, {"body_html": body_html})
+        except Exception:
+            log.warning("an edited part could not be cached", exc_info=True)
 
     @staticmethod
     def _context(request: EditRequest) -> dict:
@@ -243,11 +309,10 @@ class OpenAIEditor:
             slug = slugify(post_fields.slug or title, 60)
             tags = _clean_tags(post_fields.tags)
             category = self._category(job, getattr(post_fields, "category", None))
+        # WordPress shows the title above the body: a leading heading that repeats it goes.
+        html = markup.clean_html(html, drop_leading_heading=title)
 
-        usage = job.usage
-        usage.cost_usd, usage.note = estimate_cost(
-            job.model, usage.prompt_tokens, usage.completion_tokens, self.prices
-        )
+        usage = self._priced(job)
         return EditResult(
             html=html,
             title=title,
@@ -260,7 +325,15 @@ class OpenAIEditor:
             usage=usage,
             kept_original_body=kept_original,
             chunks=chunks,
+            cached_parts=job.cached_parts,
         )
+
+    def _priced(self, job: _Job) -> Usage:
+        usage = job.usage
+        usage.cost_usd, usage.note = estimate_cost(
+            job.model, usage.prompt_tokens, usage.completion_tokens, self.prices
+        )
+        return usage
 
     @staticmethod
     def _category(job: _Job, answer: str | None) -> str | None:
@@ -341,16 +414,31 @@ class OpenAIEditor:
             reraise=True,
         )
         extra = {} if job.temperature is None else {"temperature": job.temperature}
-        for attempt in retrying:
-            with attempt:
-                job.usage.requests += 1
-                try:
-                    return self._client.chat.completions.with_raw_response.parse(
-                        model=job.model, messages=messages, response_format=shape, **extra
-                    )
-                except openai.APIError as exc:
-                    raise self._translate(exc) from None
+        try:
+            for attempt in retrying:
+                with attempt:
+                    job.usage.requests += 1
+                    try:
+                        return self._client.chat.completions.with_raw_response.parse(
+                            model=job.model, messages=messages, response_format=shape, **extra
+                        )
+                    except openai.APIError as exc:
+                        raise self._translate(exc) from None
+        except TransientError as exc:
+            if self._worth_retrying(exc):  # tenacity would have gone on: the attempts ran out
+                attempts = retrying.statistics.get("attempt_number", self.max_attempts)
+                raise self._gave_up(exc, attempts) from None
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    @staticmethod
+    def _gave_up(exc: TransientError, attempts: int) -> TransientError:
+        """The final error after the last attempt: no retry_after (nobody should wait and try again)."""
+        after = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+        details = {**exc.details, "attempts": attempts}
+        if isinstance(exc, RateLimited):  # not a hand-up: the server never asked for a long wait
+            return ServiceUnavailable(f"{exc.message} (still rate limited {after})", details=details)
+        return type(exc)(f"{exc.message} ({after})", details=details)
 
     def _worth_retrying(self, exc: BaseException) -> bool:
         if not isinstance(exc, TransientError):
