@@ -12,6 +12,15 @@ then, in the same run and on the same site:
 The three runs are interleaved in blocks of `--block` articles, in rotating order, so a change of load
 on a shared machine weighs on them alike; each block runs `--threads` clients in parallel. Prints a
 markdown table and writes bench/results/wordpress.json.
+
+    .venv/bin/python -m bench.wordpress --e2e 30 [--images 3] [--io 8]
+
+End to end through the workers instead: a private stack (bench/harness.py: PostgreSQL, Redis, real
+Celery workers) with WP_URL set to the local WordPress; N .docx manuscripts with `--images` images each
+are submitted at once (intake, as the API does) and go store → parse → transform ‖ upload → publish.
+Reports manuscripts per second from the first submission to the last run's end, the publish step's
+own duration (median, p90, from the step rows) and REST requests per post, beside a bare
+POST /posts loop on the same WordPress in the same run. Writes bench/results/wordpress-e2e.json.
 """
 
 from __future__ import annotations
@@ -135,11 +144,15 @@ def main() -> int:
     parser.add_argument(
         "--block", type=int, default=10, help="articles per block; the three runs alternate by block"
     )
+    parser.add_argument("--e2e", type=int, default=0, help="N manuscripts end to end through the workers")
+    parser.add_argument("--io", type=int, default=8, help="io worker threads (--e2e)")
     args = parser.parse_args()
     reason = missing()
     if reason:
         print(f"cannot run: {reason} (python -m tests.servers.wordpress deps)", file=sys.stderr)
         return 2
+    if args.e2e:
+        return end_to_end(args)
     size = tuple(int(v) for v in args.size.split("x"))
 
     with WordPressServer(workers=args.workers) as wp:
@@ -303,6 +316,87 @@ def main() -> int:
             print(f"| {name} | {kind} | {v['per_post']} | {v['ms_each']} |")
     print(f"written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     return 0
+
+
+def end_to_end(args) -> int:
+    """N manuscripts through the real workers to the local WordPress (see the module's docstring)."""
+    import uuid
+
+    from bench.harness import stack, summary, table
+    from tests.samples import docx
+
+    results = RESULTS.with_name("wordpress-e2e.json")
+    with WordPressServer(workers=args.workers) as wp:
+        env = {"WP_URL": wp.url, "WP_USER": wp.user, "WP_APP_PASSWORD": wp.app_password}
+        with httpx.Client(base_url=wp.rest_url, auth=(wp.user, wp.app_password), timeout=120) as c:
+            for i in range(5):  # warm-up
+                c.post("wp/v2/posts", json={"title": f"warm {i}", "content": "x"}).raise_for_status()
+            started = time.perf_counter()
+            for i in range(args.e2e):
+                c.post(
+                    "wp/v2/posts", json={"title": f"bare {i}", "content": "x " * 400, "status": "publish"}
+                ).raise_for_status()
+            bare_rate = args.e2e / (time.perf_counter() - started)
+        wp.reset()
+        manuscripts = [
+            docx(f"End to end {n}", paragraphs=8, images=args.images, seed=9000 + n, keywords="bench, e2e")
+            for n in range(args.e2e)
+        ]
+        with stack(env, cpu=2, io=args.io):
+            from app.core.db import session_scope
+            from app.models import Step
+            from app.workflows import engine, intake
+
+            started = time.perf_counter()
+            runs = []
+            for n, data in enumerate(manuscripts):
+                with session_scope() as session:
+                    submission = intake.submit(
+                        session, data, f"e2e-{n}.docx", payload={"status": "publish"}, options={}
+                    )
+                engine.send(submission.run)
+                runs.append(submission.run.id)
+            from bench.harness import wait_run
+
+            ended = [wait_run(str(run_id), timeout=900) for run_id in runs]
+            seconds = time.perf_counter() - started
+            with session_scope() as session:
+                publish = [
+                    (s.finished_at - s.started_at).total_seconds()
+                    for s in session.query(Step).filter(Step.run_id.in_(runs), Step.name == "publish")
+                    if s.finished_at and s.started_at and s.state == "succeeded"
+                ]
+        requests = len(wp.requests())
+        posts = wp.count_posts(search="copydesk:post:")
+    failed = [str(r.id) for r in ended if r.state != "succeeded"]
+    result = {
+        "manuscripts": args.e2e,
+        "images_per_manuscript": args.images,
+        "io_threads": args.io,
+        "php_workers": args.workers,
+        "seconds": round(seconds, 2),
+        "manuscripts_per_s": round(args.e2e / seconds, 2),
+        "bare_posts_per_s": round(bare_rate, 2),
+        "publish_step_s": {k: round(v, 3) for k, v in summary(publish).items()} if publish else {},
+        "rest_requests_per_post": round(requests / max(1, args.e2e), 2),
+        "posts_on_site": posts,
+        "failed_runs": failed,
+        "cpus": os.cpu_count(),
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "run": uuid.uuid4().hex[:8],
+    }
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=2) + "\n")
+    p = result["publish_step_s"]
+    print(
+        table(
+            ["manuscripts", "images each", "seconds", "manuscripts/s", "bare POST /posts per s",
+             "publish step median s", "p90 s", "REST requests/post", "posts on the site", "failed"],
+            [[args.e2e, args.images, result["seconds"], result["manuscripts_per_s"], result["bare_posts_per_s"],
+              p.get("median"), p.get("p90"), result["rest_requests_per_post"], posts, len(failed)]],
+        )
+    )  # fmt: skip
+    return 0 if not failed and posts == args.e2e else 1
 
 
 if __name__ == "__main__":

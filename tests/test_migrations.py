@@ -43,7 +43,7 @@ def test_upgrade_check_downgrade(empty_database):
     from app.models import Base
 
     assert tables(empty_database) == set()
-    up = alembic(empty_database, "upgrade", "heads")
+    up = alembic(empty_database, "upgrade", "head")
     assert up.returncode == 0, up.stderr
     assert set(Base.metadata.tables) <= tables(empty_database)
     check = alembic(empty_database, "check")
@@ -52,5 +52,5 @@ def test_upgrade_check_downgrade(empty_database):
     down = alembic(empty_database, "downgrade", "base")
     assert down.returncode == 0, down.stderr
     assert tables(empty_database) == {"alembic_version"} or tables(empty_database) == set()
-    again = alembic(empty_database, "upgrade", "heads")  # and back up again
+    again = alembic(empty_database, "upgrade", "head")  # and back up again
     assert again.returncode == 0, again.stderr

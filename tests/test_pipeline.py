@@ -83,3 +83,19 @@ def test_run_list_filters_and_pages(client, workers):
     following = client.get("/runs", params={"workflow": "publish_document", "limit": 2, "offset": 2}).json()
     assert not {r["id"] for r in page["items"]} & {r["id"] for r in following["items"]}
     assert client.get("/runs", params={"state": "nonsense"}).status_code == 422
+
+
+def test_the_same_manuscript_uploaded_at_the_same_moment_is_one_document(client, workers):
+    """Concurrent identical uploads race on the unique dedupe key: one wins, the others get it back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = docx("Raced upload", seed=31337)
+
+    def upload(_):
+        return client.post("/documents", files={"file": ("race.docx", data)})
+
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(upload, range(8)))
+    assert sorted(r.status_code for r in responses).count(201) == 1
+    assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses if r.status_code >= 300]
+    assert len({r.json()["document"]["id"] for r in responses}) == 1

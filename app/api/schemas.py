@@ -94,6 +94,7 @@ class RunSummary(ORM):
     state: str
     document_id: uuid.UUID | None
     source_id: uuid.UUID | None
+    mail_message_id: uuid.UUID | None
     error: str | None
     error_step: str | None
     warnings: list[str]

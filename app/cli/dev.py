@@ -30,7 +30,7 @@ def migrate() -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "alembic"))
     config.attributes["configure_logging"] = False
-    command.upgrade(config, "heads")
+    command.upgrade(config, "head")
 
 
 def _secret_file(path: Path, make=lambda: secrets.token_urlsafe(18)) -> str:

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     wp_url: AnyHttpUrl | None = Field(None, alias="WP_URL")
     wp_user: str | None = Field(None, alias="WP_USER")
     wp_app_password: SecretStr | None = Field(None, alias="WP_APP_PASSWORD")
+    wp_body_format: Literal["blocks", "html"] = Field("blocks", alias="WP_BODY_FORMAT")
+    wp_import_images: bool = Field(True, alias="WP_IMPORT_IMAGES")
+    wp_default_status: Literal["draft", "pending", "publish", "private"] = Field(
+        "draft", alias="WP_DEFAULT_STATUS"
+    )
+    wp_default_category: str | None = Field(None, alias="WP_DEFAULT_CATEGORY")
 
     # --- mailbox (default source) ------------------------------------------------------------
     imap_host: str | None = Field(None, alias="IMAP_HOST")

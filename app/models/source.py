@@ -3,7 +3,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, created_at, updated_at, uuid_pk
@@ -35,7 +36,9 @@ class Source(Base):
     last_uid: Mapped[int | None] = mapped_column(BigInteger)
     last_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_code: Mapped[str | None] = mapped_column(String(50))  # app.core.errors code, e.g. auth_failed
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = created_at()
@@ -46,7 +49,10 @@ class MailMessage(Base):
     """One message seen in a source's folder, and what became of it. Nothing is ever deleted."""
 
     __tablename__ = "mail_messages"
-    __table_args__ = (UniqueConstraint("source_id", "uidvalidity", "uid"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "uidvalidity", "uid"),
+        Index("ix_mail_messages_source_id_state", "source_id", "state"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), nullable=False)
@@ -55,11 +61,23 @@ class MailMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(1000), index=True)
     sender: Mapped[str | None] = mapped_column(String(1000))
     subject: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)  # the subject without directives
     received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # new | accepted | processed | failed | ignored | unauthorized | duplicate
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    # accepted (its runs are under way) -> processed | failed (moved to that folder);
+    # ignored (nothing to publish) and unauthorized (unknown sender): kept in place, marked, never processed.
     state: Mapped[str] = mapped_column(String(20), nullable=False, default="new")
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was ignored, refused or failed, for an editor
     folder: Mapped[str | None] = mapped_column(String(500))  # where it was moved to
+    moved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     directives: Mapped[dict] = mapped_column(nullable=False, default=dict)
-    error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list] = mapped_column(nullable=False, default=list, server_default=text("'[]'::jsonb"))
+    # One entry per manuscript found: filename, kind, size, document_id, run_id, duplicate, error.
+    documents: Mapped[list] = mapped_column(nullable=False, default=list, server_default=text("'[]'::jsonb"))
+    # The runs whose end decides where the message goes (its own, or those of the earlier copy it duplicates).
+    run_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), nullable=False, default=list, server_default=text("'{}'::uuid[]")
+    )
+    error: Mapped[str | None] = mapped_column(Text)  # the last problem moving or marking it on the server
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

@@ -44,7 +44,7 @@ class SendOnlyRedisBackend(RedisBackend):
 
 
 def make_celery() -> Celery:
-    celery = Celery("copydesk", include=["app.tasks.runner", "app.tasks.ops"])
+    celery = Celery("copydesk", include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox"])
     configure(celery)
     return celery
 
@@ -52,10 +52,11 @@ def make_celery() -> Celery:
 def configure(celery: Celery) -> None:
     """(Re)apply the settings to the Celery app (tests call it after changing the environment):
     connections, producers and the result backend made for the old settings are dropped."""
+    from kombu import pools
+
     settings = get_settings()
-    if celery._pool is not None:
-        celery._pool.force_close_all()
-    celery._after_fork()  # forgets the connection and producer pools
+    pools.reset()  # kombu keeps one connection/producer pool per broker URL, process-wide
+    celery._after_fork()  # and the app its own references to them
     celery._backend_cache = None
     celery._local = __import__("threading").local()
     broker = settings.redis_url or _PLACEHOLDER_BROKER

@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.errors import InvalidDocument
 from app.documents import detect_kind
-from app.models import Document, Run
+from app.models import Document, Run, Site
 from app.services import storage
 from app.workflows import state
 from app.workflows.schema import get_workflow
@@ -28,6 +29,7 @@ from app.workflows.schema import get_workflow
 CONTENT_TYPES = {
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "doc": "application/msword",
+    "html": "text/html; charset=utf-8",  # a mail body made into a document (mail intake only)
 }
 
 
@@ -62,10 +64,24 @@ def safe_filename(name: str) -> str:
     return "".join(ch for ch in base if ch.isprintable())[:255]
 
 
-def check(data: bytes, filename: str) -> Manuscript:
-    """Validate the bytes (InvalidDocument for anything that is not Word) and name the document."""
-    kind = detect_kind(data, filename)
+def check(data: bytes, filename: str, *, kind: str | None = None) -> Manuscript:
+    """Validate the bytes (InvalidDocument for anything that is not Word) and name the document.
+    `kind="html"` is a message body that mail intake made into a document (UTF-8 HTML): never
+    inferred from the bytes, so an API upload is always Word."""
+    if kind == "html":
+        _check_html(data, filename)
+    else:
+        kind = detect_kind(data, filename)
     return Manuscript(data, safe_filename(filename), kind, hashlib.sha256(data).hexdigest(), uuid.uuid4())
+
+
+def _check_html(data: bytes, filename: str) -> None:
+    if not data.strip():
+        raise InvalidDocument(f"{filename or 'the message body'} is empty")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidDocument(f"{filename or 'the message body'} is not UTF-8 text") from None
 
 
 def find_duplicate(session: Session, manuscript: Manuscript) -> Submission | None:
@@ -99,6 +115,9 @@ def record(
 ) -> Submission:
     """Create the document and its run (queued; the caller sends it after committing)."""
     wf = get_workflow(workflow)
+    if site_id is None and (payload or {}).get("site"):
+        # A named site binds the document to it (its media prefix, its post).
+        site_id = session.execute(select(Site.id).where(Site.name == payload["site"])).scalar_one_or_none()
     document = Document(
         id=manuscript.document_id,
         filename=manuscript.filename,
@@ -130,18 +149,24 @@ def record(
     return Submission(document, run, duplicate=False)
 
 
-def submit(session: Session, data: bytes, filename: str, **kwargs) -> Submission:
+def submit(session: Session, data: bytes, filename: str, *, kind: str | None = None, **kwargs) -> Submission:
     """All of intake in one call, for synchronous callers (the mailbox task, the CLI). The caller
     commits, then sends `submission.run` with `engine.send` unless it is a duplicate."""
-    manuscript = check(data, filename)
+    manuscript = check(data, filename, kind=kind)
     duplicate = find_duplicate(session, manuscript)
     if duplicate is not None:
         return duplicate
     keep_original(manuscript)
+    return record_or_duplicate(session, manuscript, **kwargs)
+
+
+def record_or_duplicate(session: Session, manuscript: Manuscript, **kwargs) -> Submission:
+    """`record`, or the existing document when the same content arrived at the same moment by
+    another way (another upload, a mail poll): the unique dedupe key decides who was first."""
     try:
         with session.begin_nested():
             return record(session, manuscript, **kwargs)
-    except IntegrityError:  # the same content arrived at the same moment by another way
+    except IntegrityError:
         found = find_duplicate(session, manuscript)
         if found is None:
             raise

@@ -579,6 +579,7 @@ require_once ABSPATH . 'wp-settings.php';
         route: str | None = None,
         after: bool = False,
         retry_after: float | None = None,
+        delay: float | None = None,
         code: str = "copydesk_test_fault",
         message: str = "Failure injected by the test harness.",
     ) -> None:
@@ -587,7 +588,10 @@ require_once ABSPATH . 'wp-settings.php';
         route: a PCRE on the REST route, like '#^/wp/v2/posts$#'; method: GET, POST…
 
         after=False: answered before WordPress runs the request; after=True: WordPress does the work
-        (the post is written) and the answer is replaced, as when the answer is lost on the way back."""
+        (the post is written) and the answer is replaced, as when the answer is lost on the way back.
+
+        delay: seconds WordPress waits before answering; status=0 with a delay sends the real answer
+        late (after=True: the work is done and committed while the client still waits)."""
         control = self.control()
         rule = {
             "status": status,
@@ -601,6 +605,8 @@ require_once ABSPATH . 'wp-settings.php';
         }
         if retry_after is not None:
             rule["retry_after"] = retry_after
+        if delay is not None:
+            rule["delay"] = delay
         control.setdefault("faults", []).append(rule)
         self._write_control(control)
 

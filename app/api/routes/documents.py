@@ -77,15 +77,17 @@ async def submit_document(
     if duplicate is None:
         await run_in_threadpool(intake.keep_original, manuscript)
         submission = await session.run_sync(
-            lambda s: intake.record(
+            lambda s: intake.record_or_duplicate(
                 s, manuscript, origin="api", workflow=workflow, payload=options, options=options,
                 submitted_by=user.id,
             )
         )
         await session.commit()
-        await run_in_threadpool(engine.send, submission.run)
+        if not submission.duplicate:
+            await run_in_threadpool(engine.send, submission.run)
     else:
         submission = duplicate
+    if submission.duplicate:
         response.status_code = status.HTTP_200_OK
     run = submission.run
     return Submitted(

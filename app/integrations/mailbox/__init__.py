@@ -30,7 +30,8 @@ Exactly once (for the code that stores intake in PostgreSQL):
 - `poll` reads with BODY.PEEK (no \\Seen) from a read-only EXAMINE, and only UIDs above the cursor: a
   poll of an unchanged folder is LOGIN + STATUS + LOGOUT and downloads no message. Store the returned
   cursor only after the messages are recorded: a crash in between re-reads them, and the dedupe key
-  absorbs them.
+  absorbs them. One poll takes at most `max_messages_per_poll` messages and `max_bytes_per_poll`
+  bytes (at least one message); `result.more` says the rest waits for the next poll.
 - dedupe key of a document = `dedupe_key(message_id, sha256 of its bytes)` (`IncomingDocument.dedupe_key`),
   unique in the database: the same message fetched twice (crash before the cursor was saved, a
   UIDVALIDITY change, the same message delivered twice) never makes a second document.

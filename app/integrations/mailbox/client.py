@@ -59,7 +59,7 @@ class PollResult:
     cursor: Cursor  # give it to the next poll once the messages are safely recorded
     messages: list[IncomingMessage] = field(default_factory=list)
     uidvalidity_changed: bool = False  # UIDs of the old cursor are void: dedupe by Message-ID + content hash
-    more: bool = False  # max_messages_per_poll was reached: poll again right away
+    more: bool = False  # max_messages_per_poll or max_bytes_per_poll was reached: poll again right away
     folder_messages: int = 0  # messages in the folder (STATUS), new or not
     downloaded_bytes: int = 0  # message bytes fetched (0 when nothing was new)
     elapsed: float = 0.0
@@ -180,7 +180,7 @@ def poll(config: MailboxConfig, cursor: Cursor | tuple[int, int] | None = None) 
         if uidnext - 1 > last_uid:  # something arrived since the cursor (it may have gone again)
             _select(box, config.folder, readonly=True)
             sizes = _new_uids_and_sizes(box, last_uid)
-            wanted = sorted(sizes)[: config.max_messages_per_poll]
+            wanted = _within_budget(sorted(sizes)[: config.max_messages_per_poll], sizes, config)
             result.more = len(wanted) < len(sizes)
             result.messages = _fetch_messages(box, config, wanted, sizes)
             result.downloaded_bytes = sum(sizes[uid] for uid in wanted if sizes[uid] <= config.max_message_bytes)
@@ -515,6 +515,19 @@ def _fetch_into(by_uid: dict, box: BaseMailBox, uids: list[int], sizes: dict[int
             by_uid[uid] = parse_email(mail.obj, uid=uid, flags=mail.flags, size=sizes[uid], **rules)
         except Exception as exc:  # never let one message stop the others
             by_uid[uid] = unreadable_message(uid, exc, size=sizes[uid], flags=mail.flags)
+
+
+def _within_budget(uids: list[int], sizes: dict[int, int], config: MailboxConfig) -> list[int]:
+    """The first UIDs whose bytes fit in max_bytes_per_poll (always at least one); messages above
+    max_message_bytes cost nothing (only their headers are read)."""
+    kept, total = [], 0
+    for uid in uids:
+        cost = sizes[uid] if sizes[uid] <= config.max_message_bytes else 0
+        if kept and total + cost > config.max_bytes_per_poll:
+            break
+        kept.append(uid)
+        total += cost
+    return kept
 
 
 def _batches(uids: list[int], sizes: dict[int, int], max_bytes: int) -> Iterator[list[int]]:

@@ -37,6 +37,9 @@ class MailboxConfig:
     max_message_bytes: int = 60 * 1024 * 1024  # larger messages are reported, not downloaded
     min_body_words: int = 25  # a message without a Word attachment needs this much text to become a document
     max_messages_per_poll: int = 200  # the rest waits for the next poll (PollResult.more)
+    # and no more message bytes than this per poll (at least one message), so a backlog of large
+    # attachments is taken in slices instead of all in memory at once
+    max_bytes_per_poll: int = 256 * 1024 * 1024
     fetch_batch_bytes: int = 16 * 1024 * 1024  # how much one FETCH command may bring back
 
     def __post_init__(self) -> None:

@@ -122,3 +122,119 @@ def rewrite_images(body: str, media: dict[str, MediaRef]) -> str:
                     f"href={quote}{form}{quote}", f"href={quote}{html.escape(ref.url, quote=True)}{quote}"
                 )
     return body
+
+
+# --- classic HTML to block markup ----------------------------------------------------------------
+
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_OL_TYPES = {"a": "lower-alpha", "A": "upper-alpha", "i": "lower-roman", "I": "upper-roman"}
+_CELL_BLOCKS = ["p", "div", "ul", "ol", "table", "figure", "blockquote", "pre", *_HEADINGS]
+
+
+def _block(name: str, inner: str, attrs: dict | None = None) -> str:
+    attr_json = f" {_serialize_block_attrs(attrs)}" if attrs else ""
+    return f"<!-- wp:{name}{attr_json} -->\n{inner}\n<!-- /wp:{name} -->"
+
+
+def html_to_blocks(body: str) -> str:
+    """Classic HTML (the edited article) as block markup, in the form the core blocks save (as
+    app/documents/blocks_writer.py writes them from a manuscript): p, h1–h6, ul/ol, figure/img, table,
+    blockquote, pre and hr become paragraph, heading, list, image, table, quote, code and separator
+    blocks; anything else goes into a Custom HTML block, so nothing is lost and readers see the same
+    page. Used when the article was edited as HTML but the site wants blocks."""
+    from bs4 import BeautifulSoup, NavigableString, Tag
+    from bs4.dammit import EntitySubstitution
+    from bs4.formatter import HTMLFormatter
+
+    formatter = HTMLFormatter(
+        entity_substitution=EntitySubstitution.substitute_xml, void_element_close_prefix=None
+    )
+
+    def inner(tag: Tag) -> str:
+        return tag.decode_contents(formatter=formatter).strip()
+
+    def outer(tag: Tag) -> str:
+        return tag.decode(formatter=formatter)
+
+    def image(img: Tag, caption: Tag | None) -> str:
+        attrs = {k: v for k, v in img.attrs.items() if k in ("src", "alt", "title", "class")}
+        attrs.setdefault("alt", "")
+        values = {k: " ".join(v) if isinstance(v, list) else v for k, v in attrs.items()}
+        tag = "<img " + " ".join(f'{k}="{html.escape(v)}"' for k, v in values.items()) + ">"
+        text = inner(caption) if caption is not None else ""
+        figcaption = f'<figcaption class="wp-element-caption">{text}</figcaption>' if text else ""
+        return _block("image", f'<figure class="wp-block-image">{tag}{figcaption}</figure>')
+
+    def table(tab: Tag, caption: Tag | None) -> str:
+        if any(cell.find(_CELL_BLOCKS) for cell in tab.find_all(["td", "th"])):
+            return _block("html", outer(caption.parent) if caption is not None else outer(tab))
+        text = inner(caption) if caption is not None else ""
+        figcaption = f'<figcaption class="wp-element-caption">{text}</figcaption>' if text else ""
+        return _block(
+            "table",
+            f'<figure class="wp-block-table">{outer(tab)}{figcaption}</figure>',
+            {"hasFixedLayout": False},
+        )
+
+    def list_block(tag: Tag) -> str:
+        attrs: dict = {}
+        style = start = ""
+        if tag.name == "ol":
+            attrs["ordered"] = True
+            if tag.get("start") and str(tag["start"]).lstrip("-").isdigit() and int(tag["start"]) != 1:
+                attrs["start"] = int(tag["start"])
+                start = f' start="{attrs["start"]}"'
+            if tag.get("type") in _OL_TYPES:
+                attrs["type"] = _OL_TYPES[tag["type"]]
+                style = f' style="list-style-type:{attrs["type"]}"'
+        items = []
+        for li in tag.find_all("li", recursive=False):
+            nested = [child.extract() for child in li.find_all(["ul", "ol"], recursive=False)]
+            items.append(_block("list-item", f"<li>{inner(li)}{''.join(list_block(n) for n in nested)}</li>"))
+        markup = f'<{tag.name}{start}{style} class="wp-block-list">{"".join(items)}</{tag.name}>'
+        return _block("list", markup, attrs or None)
+
+    def convert(node) -> str:
+        if isinstance(node, NavigableString):
+            text = str(node).strip()
+            if not text or node.__class__.__name__ in ("Comment", "Doctype", "Declaration"):
+                return ""
+            return _block("paragraph", f"<p>{html.escape(text, quote=False)}</p>")
+        if not isinstance(node, Tag):
+            return ""
+        name = node.name
+        plain = not (set(node.attrs) - {"id"})
+        ident = f' id="{html.escape(node["id"])}"' if node.get("id") else ""
+        if name == "p" and plain:
+            return _block("paragraph", f"<p{ident}>{inner(node)}</p>") if inner(node) else ""
+        if name in _HEADINGS and plain:
+            level = _HEADINGS[name]
+            markup = f'<{name} class="wp-block-heading"{ident}>{inner(node)}</{name}>'
+            return _block("heading", markup, {"level": level} if level != 2 else None)
+        if name in ("ul", "ol") and all(c.name == "li" for c in node.find_all(True, recursive=False)):
+            return list_block(node)
+        if name == "img":
+            return image(node, None)
+        if name == "figure":
+            children = node.find_all(True, recursive=False)
+            caption = node.find("figcaption", recursive=False)
+            content = [c for c in children if c.name != "figcaption"]
+            if len(content) == 1 and content[0].name == "img":
+                return image(content[0], caption)
+            if len(content) == 1 and content[0].name == "table":
+                return table(content[0], caption)
+        if name == "table":
+            return table(node, None)
+        if name == "blockquote" and all(c.name == "p" for c in node.find_all(True, recursive=False)):
+            paragraphs = "\n\n".join(convert(p) for p in node.find_all("p", recursive=False))
+            return _block("quote", f'<blockquote class="wp-block-quote">{paragraphs}</blockquote>')
+        if name == "pre":
+            code = node.find("code")
+            text = inner(code) if code is not None else inner(node)
+            return _block("code", f'<pre class="wp-block-code"><code>{text}</code></pre>')
+        if name == "hr":
+            return _block("separator", '<hr class="wp-block-separator has-alpha-channel-opacity"/>')
+        return _block("html", outer(node))
+
+    soup = BeautifulSoup(body, "html.parser")
+    return "\n\n".join(out for node in list(soup.contents) if (out := convert(node)))

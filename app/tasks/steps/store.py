@@ -12,12 +12,13 @@ from app.workflows.registry import StepContext, step_kind
 
 @step_kind("store", outputs={"kind": str, "size": int, "sha256": str})
 def store(ctx: StepContext) -> dict:
-    """Check the kept original: present in storage, unchanged, and really a Word document."""
+    """Check the kept original: present in storage, unchanged, and really what it claims to be."""
     with session_scope() as session:
         doc = document(session, ctx)
-        key, expected, filename = doc.original_key, doc.sha256, doc.filename
+        key, expected, filename, kind_recorded = doc.original_key, doc.sha256, doc.filename, doc.kind
     data = storage().get(key)
     if hashlib.sha256(data).hexdigest() != expected:
         raise InvalidDocument(f"the stored original of {filename} does not match its checksum")
-    kind = detect_kind(data, filename)
+    # A mail body made into a document (html) was checked at intake; Word files are checked again here.
+    kind = "html" if kind_recorded == "html" else detect_kind(data, filename)
     return {"kind": kind, "size": len(data), "sha256": expected, "summary": f"{kind}, {len(data)} bytes"}

@@ -17,8 +17,8 @@ call), max_wait (the longest Retry-After waited for in the worker), chunk_tokens
 
 Directives beat the model: a category (or categories), tags, slug or excerpt given with the run
 (payload, then the document's options) is used as given. Otherwise the model chooses the category
-from a `site_categories` list given with the run, else from the site's existing categories (the
-`site_categories()` hook, for the WordPress wiring to fill); with no list it chooses none.
+from a `site_categories` list given with the run, else from the existing categories of the site the
+run publishes to; with neither it chooses none.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from typing import Any
 
 from app.core.config import get_settings
 from app.core.db import session_scope
+from app.integrations.wordpress import WordPressSite
+from app.tasks import sites
 from app.core.errors import ConfigurationError, CopydeskError
 from app.integrations.llm import EditRequest, EditResult, Usage, editor_from_settings, markup
 from app.models import Document, Source
@@ -138,15 +140,14 @@ def _names(items: Any) -> list[str]:
     return names
 
 
-def site_categories(session, doc: Document, payload: dict[str, Any]) -> list[str]:
-    """HOOK for the WordPress wiring: the names of the existing categories of the site this run
-    publishes to, for the model to choose the post's category from. Not wired yet: none, so the model
-    chooses from a `site_categories` list given with the run, or writes no category.
-
-    The wiring (app/tasks/sites.py) would be: `site = sites.site_for(session, payload=payload,
-    document=doc)`, then `sites.site_categories(sites.wordpress_site(site))` for a site (None: the
-    local preview, no categories) — the lookup over HTTP better outside the transaction."""
-    return []
+def publishing_site(session, doc: Document, payload: dict[str, Any]) -> WordPressSite | None:
+    """The WordPress site this run will publish to (None: the local preview), whose existing
+    categories the model chooses the post's category from."""
+    try:
+        site = sites.site_for(session, payload=payload, document=doc)
+    except CopydeskError:  # an unknown site name: the publish step reports it; no categories here
+        return None
+    return sites.wordpress_site(site) if site is not None else None
 
 
 # --- usage -------------------------------------------------------------------------------------------
@@ -209,9 +210,11 @@ def _load(ctx: StepContext) -> _Input:
         # The model chooses a category only when the sender did not: from a list given with the
         # run, else from the site's.
         categories: list[str] = []
+        wp_site = None
         if not (directives.get("category") or directives.get("categories")):
-            given = _names(directives.get("site_categories"))
-            categories = given or site_categories(session, doc, ctx.payload)
+            categories = _names(directives.get("site_categories"))
+            if not categories:
+                wp_site = publishing_site(session, doc, ctx.payload)
         # The document's own title (parse's), not the article's: a re-run must send what the first
         # run sent, or the cache would miss.
         title = str((ctx.results.get("parse") or {}).get("title") or art.title or "")
@@ -225,6 +228,8 @@ def _load(ctx: StepContext) -> _Input:
             instructions=options.get("instructions", ""),
             language=str(metadata.get("language") or ""),
         )
+    if wp_site is not None:  # asked outside the transaction; cached per site for a few minutes
+        request.categories = sites.site_categories(wp_site)
     return _Input(request, options, directives, title)
 
 

@@ -8,6 +8,8 @@
  * phase "before": the request is answered with the error instead of running;
  * phase "after": the request runs (a post is written) and its answer is replaced by the error,
  * as when the answer is lost on the way back.
+ * "delay": seconds to sleep before answering (e.g. to kill the client while WordPress holds the
+ * answer); with "status": 0 the real answer is then sent unchanged.
  * Every REST request is appended to COPYDESK_TEST_REQUESTS as one JSON line {m, route, status, ms}
  * (ms: time spent in PHP so far, from the request's start).
  */
@@ -38,7 +40,11 @@ function copydesk_test_take_fault(string $phase, WP_REST_Request $request) {
     flock($fh, LOCK_UN);
     fclose($fh);
     if (!$taken) return null;
+    if (!empty($taken['delay'])) {
+        usleep((int) round(((float) $taken['delay']) * 1000000));
+    }
     $status = (int) ($taken['status'] ?? 500);
+    if ($status === 0) return null;  // only delayed: the real answer goes out
     $response = new WP_REST_Response(
         ['code' => $taken['code'] ?? 'copydesk_test_fault',
          'message' => $taken['message'] ?? 'Failure injected by the test harness.',

@@ -1,0 +1,279 @@
+"""WordPress sites for the workers and the API: the `sites` table as WordPressSite settings, the
+default site from WP_URL / WP_USER / WP_APP_PASSWORD, which site a document is published to, and a
+site's categories (for the transform step's category choice).
+
+The default site. When WP_URL is set, the environment defines the default site: `ensure_env_site()`
+keeps a row named "default" (options.from_env = true) in step with WP_URL, WP_USER, WP_APP_PASSWORD
+(+ WP_BODY_FORMAT, WP_IMPORT_IMAGES, WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY, read from the process
+environment), and makes it the default. It is idempotent and cheap (one SELECT when nothing changed),
+and is called by the publish step and by the /sites routes, so the row exists as soon as either runs.
+The row is needed for what hangs off a site (its media index, the article's binding to it) and so that
+GET /sites shows it. The API refuses to change or delete it: change the environment instead. When WP_URL
+is unset, a row left by an earlier configuration stays (its media index too) but is no longer the
+default; a site created through the API with is_default=true is the default then.
+
+Which site (`site_for`): the run's `site` input (a site name; "preview" forces the local preview) >
+the document's site_id > its source's default site > the default site > none, which means the local
+preview publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from app.core.config import get_settings
+from app.core.errors import ConfigurationError, CopydeskError, NotFound
+from app.core.security import decrypt_secret, encrypt_secret
+from app.integrations.wordpress import WordPressClient, WordPressSite
+from app.models import Document, Site, Source
+
+log = logging.getLogger("copydesk.sites")
+
+ENV_SITE_NAME = "default"
+PREVIEW = "preview"  # a run's `site: preview` publishes to the local preview, whatever is configured
+SITE_OPTIONS = ("timeout", "upload_timeout", "verify_tls")  # Site.options that tune the client
+
+
+# --- the environment's site -----------------------------------------------------------------------
+
+
+def env_wordpress_site() -> WordPressSite | None:
+    """The default site as the settings describe it (WP_URL, WP_USER, WP_APP_PASSWORD, WP_BODY_FORMAT,
+    WP_IMPORT_IMAGES, WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY), or None without WP_URL."""
+    settings = get_settings()
+    if settings.wp_url is None:
+        return None
+    return WordPressSite(
+        url=str(settings.wp_url),
+        user=settings.wp_user or "",
+        app_password=settings.wp_app_password.get_secret_value() if settings.wp_app_password else "",
+        body_format=settings.wp_body_format,
+        import_images=settings.wp_import_images,
+        default_status=settings.wp_default_status,
+        default_category=settings.wp_default_category or "",
+    )
+
+
+def _is_env_row(site: Site) -> bool:
+    return bool((site.options or {}).get("from_env"))
+
+
+def _env_values(wp: WordPressSite) -> dict[str, Any]:
+    return {
+        "url": wp.url,
+        "username": wp.user,
+        "body_format": wp.body_format,
+        "import_images": wp.import_images,
+        "default_status": wp.default_status,
+        "default_category": wp.default_category or None,
+    }
+
+
+def _password_matches(site: Site, password: str) -> bool:
+    try:
+        return decrypt_secret(site.app_password_encrypted) == password
+    except ConfigurationError:  # saved under another ENCRYPTION_KEY: rewrite it
+        return False
+
+
+def ensure_env_site(session: Session) -> Site | None:
+    """The site WP_URL defines, created or brought in step with the environment (idempotent, safe
+    under concurrency); None when WP_URL is not set. The caller commits."""
+    wp = env_wordpress_site()
+    if wp is None:
+        session.execute(
+            update(Site)
+            .where(Site.is_default, Site.options["from_env"].as_boolean())
+            .values(is_default=False)
+            .execution_options(synchronize_session=False)
+        )
+        return None
+    values = _env_values(wp)
+    site = session.execute(select(Site).where(Site.name == ENV_SITE_NAME)).scalar_one_or_none()
+    if (
+        site is not None
+        and _is_env_row(site)
+        and site.is_default
+        and all(getattr(site, k) == v for k, v in values.items())
+        and _password_matches(site, wp.app_password)
+    ):
+        return site
+    session.execute(
+        pg_insert(Site)
+        .values(
+            id=uuid.uuid4(),
+            name=ENV_SITE_NAME,
+            app_password_encrypted=encrypt_secret(wp.app_password),
+            media_prefix="",
+            is_default=False,
+            options={"from_env": True},
+            **values,
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    site = session.execute(
+        select(Site)
+        .where(Site.name == ENV_SITE_NAME)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    for key, value in values.items():
+        if getattr(site, key) != value:
+            setattr(site, key, value)
+    if not _password_matches(site, wp.app_password):
+        site.app_password_encrypted = encrypt_secret(wp.app_password)
+    if not _is_env_row(site):
+        site.options = {**(site.options or {}), "from_env": True}
+    if not site.is_default:
+        session.execute(
+            update(Site)
+            .where(Site.id != site.id, Site.is_default)
+            .values(is_default=False)
+            .execution_options(synchronize_session=False)
+        )
+        session.flush()
+        site.is_default = True
+    session.flush()
+    return site
+
+
+def default_site(session: Session) -> Site | None:
+    """The site WP_URL defines, else the site marked default in the database, else None."""
+    site = ensure_env_site(session)
+    if site is not None:
+        return site
+    return session.execute(select(Site).where(Site.is_default)).scalars().first()
+
+
+# --- which site ----------------------------------------------------------------------------------
+
+
+def _by_name(session: Session, name: str, where: str) -> Site:
+    site = session.execute(select(Site).where(Site.name == name)).scalar_one_or_none()
+    if site is None:
+        if name == ENV_SITE_NAME and (site := ensure_env_site(session)) is not None:
+            return site
+        known = ", ".join(session.execute(select(Site.name).order_by(Site.name)).scalars()) or "none"
+        raise NotFound(f"{where} names the WordPress site {name!r}, which does not exist (sites: {known}).")
+    return site
+
+
+def site_for(
+    session: Session, *, payload: dict | None = None, document: Document | None = None
+) -> Site | None:
+    """The site a run publishes to (see the module's docstring); None: the local preview."""
+    name = str((payload or {}).get("site") or "").strip()
+    if name:
+        return None if name == PREVIEW else _by_name(session, name, "The run")
+    if document is not None and document.site_id:
+        site = session.get(Site, document.site_id)
+        if site is not None:
+            return site
+    if document is not None and document.source_id:
+        source = session.get(Source, document.source_id)
+        name = str(((source.defaults or {}) if source else {}).get("site") or "").strip()
+        if name:
+            return None if name == PREVIEW else _by_name(session, name, f"The source {source.name!r}")
+    return default_site(session)
+
+
+def wordpress_site(site: Site, **overrides: Any) -> WordPressSite:
+    """The client settings for a site row (the application password decrypted here, in memory only)."""
+    try:
+        password = decrypt_secret(site.app_password_encrypted)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"The application password of the WordPress site {site.name!r} cannot be decrypted "
+            "(ENCRYPTION_KEY changed since it was saved): set it again (PATCH /sites/{id})."
+            if not _is_env_row(site)
+            else f"The application password of the WordPress site {site.name!r} cannot be decrypted."
+        ) from None
+    options = {k: v for k, v in (site.options or {}).items() if k in SITE_OPTIONS}
+    return WordPressSite(
+        url=site.url,
+        user=site.username,
+        app_password=password,
+        body_format=site.body_format,
+        import_images=site.import_images,
+        default_status=site.default_status,
+        default_category=site.default_category or "",
+        **{**options, **overrides},
+    )
+
+
+# --- categories -----------------------------------------------------------------------------------
+
+
+def fetch_categories(wp: WordPressSite) -> list[dict]:
+    """Every category of the site: [{id, name, slug, count, parent}], by name. Raises typed errors."""
+    import html
+
+    out: list[dict] = []
+    with WordPressClient(wp) as client:
+        page = 1
+        while True:
+            response = client.request(
+                "GET",
+                "wp/v2/categories",
+                params={
+                    "per_page": 100,
+                    "page": page,
+                    "orderby": "name",
+                    "_fields": "id,name,slug,count,parent",
+                },
+            )
+            batch = response.json()
+            out.extend({**c, "name": html.unescape(c["name"])} for c in batch)
+            if page >= int(response.headers.get("X-WP-TotalPages") or 1) or not batch:
+                return out
+            page += 1
+
+
+_CACHE_SECONDS = 300.0
+_cache: dict[tuple[str, str], tuple[float, list[str]]] = {}
+_cache_lock = threading.Lock()
+
+
+def site_categories(site: Site | WordPressSite | None, *, max_age: float = _CACHE_SECONDS) -> list[str]:
+    """The names of the site's existing categories, for an editor (or the LLM) to choose from; [] for
+    the local preview (None) or when the site cannot be asked (logged as a warning: choosing a category
+    is a nicety, the publish step reports a site that is down). Cached per site for `max_age` seconds
+    in the process, so a batch of documents asks the site once.
+
+    From a step (e.g. transform):
+        with session_scope() as session:
+            site = site_for(session, payload=ctx.payload, document=document(session, ctx))
+            wp = wordpress_site(site) if site else None
+        names = site_categories(wp)
+    """
+    if site is None:
+        return []
+    wp = site if isinstance(site, WordPressSite) else wordpress_site(site)
+    key = (wp.url, wp.user)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < max_age:
+        return list(hit[1])
+    try:
+        names = [c["name"] for c in fetch_categories(_quick(wp))]
+    except CopydeskError as exc:
+        log.warning("cannot read the categories of %s: %s", wp.url, exc.message)
+        return []
+    with _cache_lock:
+        _cache[key] = (time.monotonic(), names)
+    return list(names)
+
+
+def _quick(wp: WordPressSite) -> WordPressSite:
+    """One attempt, short timeout: a lookup that must not hold up the caller."""
+    from dataclasses import replace
+
+    return replace(wp, attempts=1, timeout=min(wp.timeout, 10.0))

@@ -1,0 +1,28 @@
+"""With no site configured (no WP_URL, no site marked default) the local preview stays the publisher."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.wordpress.conftest import manuscript, publish_step, submit, wait_run
+
+pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
+
+
+def test_no_site_publishes_to_the_local_preview(client, workers):
+    from app.core.db import session_scope
+    from app.tasks.sites import default_site
+
+    with session_scope() as session:
+        assert default_site(session) is None
+    body = submit(client, manuscript("Preview only", images=[], seed=7), "preview-only.docx")
+    run = wait_run(client, body["run"]["id"])
+    assert run["state"] == "succeeded", run["error"]
+    result = publish_step(run)["result"]
+    assert result["publisher"] == "preview"
+    article = client.get(f"/articles/{run['article_id']}").json()
+    assert article["publisher"] == "preview" and article["wp_post_id"] is None
+    assert article["wp_url"] == article["preview_url"] or "/preview/" in article["wp_url"]
+    page = httpx.get(article["wp_url"])
+    assert page.status_code == 200 and "Paragraph 1 of Preview only" in page.text
