@@ -66,8 +66,9 @@ from app.integrations.mailbox import (
     poll,
 )
 from app.integrations.mailbox.config import DEFAULT_PORTS
-from app.models import RUN_TERMINAL, MailMessage, Run, Source
+from app.models import RUN_TERMINAL, Document, MailMessage, Run, Source
 from app.tasks.celery_app import celery_app
+from app.services import storage
 from app.workflows import engine, intake
 from app.workflows.schema import get_workflow
 from app.workflows.state import now
@@ -395,6 +396,7 @@ def _poll_locked(source_id: uuid.UUID) -> PollSummary:
         except Exception as exc:  # nothing of this poll was recorded (moves already made stay recorded)
             record_failure(source_id, exc)
             return PollSummary(source=name, settled=summary.settled, error=describe(exc), error_code=error_code(exc))
+        convert_legacy_in_one_batch(summary.to_send)
         for run in summary.to_send:
             try:
                 engine.send(run)
@@ -409,6 +411,39 @@ def _poll_locked(source_id: uuid.UUID) -> PollSummary:
                 summary.unauthorized, summary.failed, summary.settled,
             )  # fmt: skip
     return summary
+
+
+def convert_legacy_in_one_batch(runs: list[Run]) -> int:
+    """Convert the .doc manuscripts of one poll with one LibreOffice start (about 1.7 s for 20 files
+    against 1.5 s each one by one); each run's convert step then finds its .docx ready. A file that
+    fails here is simply converted (and its error reported) by its own step. Returns the files done."""
+    from app.documents import LibreOffice
+    from app.tasks.steps.convert import DOCX_TYPE, converted_key
+
+    with session_scope() as session:
+        docs = [
+            (d.id, d.original_key, d.filename)
+            for d in session.execute(
+                select(Document).where(Document.id.in_([r.document_id for r in runs if r.document_id]))
+            ).scalars()
+            if d.kind == "doc"
+        ]
+    settings = get_settings()
+    libreoffice = LibreOffice.find(settings.soffice_path, settings.convert_timeout) if len(docs) > 1 else None
+    if libreoffice is None:
+        return 0
+    store = storage()
+    try:
+        outputs = libreoffice.docs_to_docx([store.get(key) for _, key, _ in docs], [name for *_, name in docs])
+    except CopydeskError as exc:
+        log.warning("batch conversion of %d .doc file(s) failed, each step converts its own: %s", len(docs), exc.message)
+        return 0
+    done = 0
+    for (doc_id, _, _), output in zip(docs, outputs):
+        if isinstance(output, bytes):
+            store.put(converted_key(doc_id), output, content_type=DOCX_TYPE)
+            done += 1
+    return done
 
 
 def fetch(config: MailboxConfig, cursor) -> PollResult:
