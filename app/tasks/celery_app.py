@@ -125,3 +125,16 @@ def _fresh_connections(**_) -> None:
     from app.core.db import reset_engines
 
     reset_engines()
+
+
+@signals.worker_process_shutdown.connect
+def _save_coverage(**_) -> None:
+    # Under the test suite's coverage, a prefork child exits with os._exit: save what it measured.
+    try:
+        import coverage
+    except ImportError:  # pragma: no cover - production images do not ship coverage
+        return
+    current = coverage.Coverage.current()
+    if current is not None:
+        current.stop()
+        current.save()
