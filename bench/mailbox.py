@@ -15,7 +15,6 @@ bench/results/mailbox.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import json
 import os

@@ -15,7 +15,7 @@ import time
 
 import psutil
 
-from bench.harness import save, stack, start_run, table, wait_run
+from bench.harness import save, stack, table, wait_run
 
 
 def noisy_png(size: int, seed: int) -> bytes:

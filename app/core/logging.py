@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from pythonjsonlogger.json import JsonFormatter
 
-_context: contextvars.ContextVar[dict] = contextvars.ContextVar("copydesk_log_context", default={})
+_context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("copydesk_log_context", default=None)
 REDACTED = "[redacted]"
 # Credentials embedded in URLs (scheme://user:password@host) are redacted even when not configured.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)(?P<pw>[^@/\s]+)(?=@)", re.I)
@@ -21,7 +21,7 @@ _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)(?P<pw>[^
 @contextlib.contextmanager
 def log_context(**fields) -> Iterator[None]:
     """Attach fields (run_id, step, item, document_id…) to every log line inside the block."""
-    merged = {**_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}}
+    merged = {**(_context.get() or {}), **{k: str(v) for k, v in fields.items() if v is not None}}
     token = _context.set(merged)
     try:
         yield
@@ -30,7 +30,7 @@ def log_context(**fields) -> Iterator[None]:
 
 
 def current_context() -> dict:
-    return dict(_context.get())
+    return dict(_context.get() or {})
 
 
 class Redactor:
@@ -53,7 +53,7 @@ class ContextFilter(logging.Filter):
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _context.get().items():
+        for key, value in (_context.get() or {}).items():
             setattr(record, key, value)
         try:
             message = record.getMessage()
@@ -88,7 +88,7 @@ class RedactingTextFormatter(logging.Formatter):
         self.redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(f"{k}={v}" for k, v in _context.get().items())
+        extra = " ".join(f"{k}={v}" for k, v in (_context.get() or {}).items())
         return self.redactor(super().format(record) + (f" [{extra}]" if extra else ""))
 
 

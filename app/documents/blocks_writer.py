@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from html import escape
 
-from app.documents.html_writer import HtmlWriter
+from app.documents.html_writer import BlockDispatch, HtmlWriter
 from app.documents.inline import InlineRenderer, image_tag, plain_text
 from app.documents.model import Figure, Group, Image, ListBlock, Math, Note, NoteRef, Paragraph, Table
 from app.documents.text_writer import block_text
@@ -30,7 +30,7 @@ def _block(name: str, html: str, attrs: dict | None = None) -> str:
     return f"<!-- wp:{name}{attr_json} -->\n{html}\n<!-- /wp:{name} -->"
 
 
-class BlocksWriter:
+class BlocksWriter(BlockDispatch):
     def __init__(self, is_dropped, note_ids: dict[int, str], html_writer: HtmlWriter):
         self.is_dropped = is_dropped
         self.note_ids = note_ids  # note number -> the footnote's UUID
@@ -46,19 +46,6 @@ class BlocksWriter:
         if notes:
             out.append("<!-- wp:footnotes /-->")
         return "\n\n".join(out)
-
-    def block(self, block) -> str:
-        if isinstance(block, Paragraph):
-            return self.paragraph(block)
-        if isinstance(block, ListBlock):
-            return self.list(block)
-        if isinstance(block, Table):
-            return self.table(block)
-        if isinstance(block, Figure):
-            return self.figure(block)
-        if isinstance(block, Group):
-            return self.group(block)
-        return ""
 
     def paragraph(self, p: Paragraph) -> str:
         content = self.inline.render(p.children)

@@ -9,7 +9,17 @@ from app.documents.model import Figure, Group, Image, ListBlock, Note, NoteRef, 
 from app.documents.numbering import OL_TYPES
 
 
-class HtmlWriter:
+class BlockDispatch:
+    """Writes each kind of block with the writer's method of that name (shared by the writers)."""
+
+    _METHODS = {Paragraph: "paragraph", ListBlock: "list", Table: "table", Figure: "figure", Group: "group"}
+
+    def block(self, block) -> str:
+        method = self._METHODS.get(type(block))
+        return getattr(self, method)(block) if method else ""
+
+
+class HtmlWriter(BlockDispatch):
     def __init__(self, is_dropped):
         self._referenced: set[int] = set()
         self.inline = InlineRenderer(self._note_ref, is_dropped)
@@ -30,19 +40,6 @@ class HtmlWriter:
 
     def blocks(self, blocks: list) -> str:
         return "\n".join(html for block in blocks if (html := self.block(block)))
-
-    def block(self, block) -> str:
-        if isinstance(block, Paragraph):
-            return self.paragraph(block)
-        if isinstance(block, ListBlock):
-            return self.list(block)
-        if isinstance(block, Table):
-            return self.table(block)
-        if isinstance(block, Figure):
-            return self.figure(block)
-        if isinstance(block, Group):
-            return self.group(block)
-        return ""
 
     def paragraph(self, p: Paragraph) -> str:
         content = self.inline.render(p.children)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from app.workflows.compiler import Chain, Group, Node, plan, render
+from app.workflows.compiler import Group, Node, plan, render
 from app.workflows.conditions import ConditionError, evaluate
 from app.workflows.schema import DefinitionError, get_workflow, load_file, parse_definition
 
