@@ -104,7 +104,9 @@ class Stack:
         py = sys.executable
         celery = [py, "-m", "celery", "-A", "app.tasks"]
         cores = str(max(1, os.cpu_count() or 1))
-        self.spawn("api", [py, "-m", "uvicorn", "app.api.main:app", "--host", "127.0.0.1", "--port", str(api_port)])
+        # --no-access-log: the API writes its own JSON access line (with request id and run/document ids).
+        self.spawn("api", [py, "-m", "uvicorn", "app.api.main:app", "--host", "127.0.0.1", "--port", str(api_port),
+                           "--no-access-log"])
         self.spawn("worker-cpu", [*celery, "worker", "-Q", "cpu", "-P", "prefork", "-c", cores, "-n", "cpu@%h", "-E", "--loglevel=INFO"])
         self.spawn("worker-io", [*celery, "worker", "-Q", "io", "-P", "threads", "-c", "16", "-n", "io@%h", "-E", "--loglevel=INFO"])
         self.spawn("beat", [*celery, "beat", "-s", str(self.state / "celerybeat-schedule"), "--loglevel=INFO"])

@@ -29,6 +29,14 @@ def log_context(**fields) -> Iterator[None]:
         _context.reset(token)
 
 
+def add_to_log_context(**fields) -> None:
+    """Add fields to the context of the enclosing `log_context` block (up to where it ends), e.g. the
+    document a task turns out to be about, so the task's closing lines carry it too."""
+    current = _context.get()
+    if current is not None:
+        current.update({k: str(v) for k, v in fields.items() if v is not None})
+
+
 def current_context() -> dict:
     return dict(_context.get() or {})
 
@@ -111,5 +119,5 @@ def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level or settings.log_level)
-    for noisy in ("httpx", "httpcore", "oss2", "openai", "urllib3", "asyncio"):
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "oss2", "openai", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

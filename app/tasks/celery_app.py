@@ -57,6 +57,8 @@ def configure(celery: Celery) -> None:
     settings = get_settings()
     pools.reset()  # kombu keeps one connection/producer pool per broker URL, process-wide
     celery._after_fork()  # and the app its own references to them
+    if "control" in celery.__dict__:  # the control mailbox caches a producer pool of its own
+        celery.control.mailbox.__dict__.pop("producer_pool", None)
     celery._backend_cache = None
     celery._local = __import__("threading").local()
     broker = settings.redis_url or _PLACEHOLDER_BROKER
@@ -117,6 +119,36 @@ def _logging(**_) -> None:
     from app.core.logging import configure_logging
 
     configure_logging()
+
+
+_task_log_context: dict[str, object] = {}
+
+
+@signals.task_prerun.connect
+def _enter_log_context(task_id=None, task=None, args=None, **_) -> None:
+    # Celery's own lines about a task of a run ("… succeeded in 0.2s") carry the run too.
+    if not task or not task.name.startswith("copydesk.") or not args:
+        return
+    try:
+        import uuid as _uuid
+
+        _uuid.UUID(str(args[0]))
+    except ValueError:
+        return
+    from app.core.logging import log_context
+
+    # The runner adds the step and the document once it knows them; Celery's lines before and after
+    # the body (the task name says which step) carry the run and the task.
+    context = log_context(run_id=args[0], task_id=task_id)
+    context.__enter__()
+    _task_log_context[task_id] = context
+
+
+@signals.task_postrun.connect
+def _leave_log_context(task_id=None, **_) -> None:
+    context = _task_log_context.pop(task_id, None)
+    if context is not None:
+        context.__exit__(None, None, None)
 
 
 @signals.worker_process_init.connect

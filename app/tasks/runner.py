@@ -27,7 +27,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.core.errors import CopydeskError, StepTimeout, describe, error_code, error_kinds
-from app.core.logging import log_context
+from app.core.logging import add_to_log_context, log_context
 from app.models import Document, Run, Step
 from app.tasks.celery_app import celery_app
 from app.workflows import state
@@ -252,6 +252,7 @@ def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, 
         return outcome, info, data
 
     claim, info, data = _claim(claim)
+    add_to_log_context(document_id=info.document_id)
     step_def = info.wf.by_id[step_name]
     if claim.outcome == "done":
         return {"step": step_name, "state": "already done"}
@@ -347,6 +348,7 @@ def _run_item(task: Task, run_id: uuid.UUID, step_name: str, index: int) -> dict
         return outcome, info, value, results
 
     claim, info, value, results = _claim(claim)
+    add_to_log_context(document_id=info.document_id)
     step_def = info.wf.by_id[step_name]
     if claim.outcome == "done":
         return {"step": step_name, "item": index, "state": "already done"}
@@ -432,9 +434,10 @@ def fan_in(self: Task, run_id: str, step_name: str) -> dict[str, Any]:
 
 @celery_app.task(name="copydesk.finish_run")
 def finish_run(run_id: str) -> str:
-    with log_context(run_id=run_id), session_scope() as session:
-        outcome = state.finish_run(session, uuid.UUID(run_id))
-    log.info("run finished: %s", outcome)
+    with log_context(run_id=run_id):
+        with session_scope() as session:
+            outcome = state.finish_run(session, uuid.UUID(run_id))
+        log.info("run finished: %s", outcome)
     return outcome
 
 

@@ -51,7 +51,7 @@ async def preview(article_id: uuid.UUID, token: str, request: Request, session: 
     """The article as it will read, with its images (link from the run: no login needed)."""
     import hmac
 
-    if not hmac.compare_digest(token, preview_token(article_id)):
+    if not hmac.compare_digest(token.encode(), preview_token(article_id).encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid preview link")
     article = await session.get(Article, article_id)
     if article is None:

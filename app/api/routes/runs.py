@@ -75,6 +75,7 @@ async def run_events(
 ):
     """One event per change of the run, its steps and items, in order; the stream ends with the run."""
     await load_run(session, run_id)  # 404 for an unknown run
+    await session.close()  # the stream reads with short sessions of its own; hold no connection
     start = last_event_id if last_event_id is not None else (after or 0)
 
     async def stream():
