@@ -48,6 +48,14 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _is_infrastructure_error(exc: BaseException | None) -> bool:
+    import kombu.exceptions
+
+    if isinstance(exc, (*INFRASTRUCTURE_ERRORS, kombu.exceptions.OperationalError, ConnectionError)):
+        return True
+    return isinstance(exc, Retry) and _is_infrastructure_error(getattr(exc, "exc", None))
+
+
 class StepFailed(CopydeskError):
     """Raised to Celery after a step's failure was recorded (stops the chain / fails the chord)."""
 
@@ -448,6 +456,12 @@ def on_error(request, exc, traceback, run_id: str) -> None:
     more for the chord body."""
     if isinstance(exc, StepFailed):
         return  # already recorded by the step
+    if _is_infrastructure_error(exc):
+        # Redis or PostgreSQL went away under the task (a restart): not the run's failure. What the
+        # task was doing is re-queued by the sweeper once the run shows no progress.
+        log.warning("run %s: a task failed on unavailable infrastructure (%s): left to the sweeper",
+                    run_id, describe(exc))
+        return
     args = list(getattr(request, "args", None) or [])
     step_name = args[1] if len(args) >= 2 and isinstance(args[1], str) and request.task.startswith(
         "copydesk.step."

@@ -71,7 +71,16 @@ def assert_all_succeeded(run_ids: list[str], timeout: float = 180) -> None:
             s in ("succeeded", "failed", "cancelled") for s in states.values()) else None
 
     states = wait_until(finished, timeout=timeout, interval=0.5, message="every run to end")
-    assert set(states.values()) == {"succeeded"}, states
+    assert set(states.values()) == {"succeeded"}, failures(run_ids)
+
+
+def failures(run_ids: list[str]) -> dict[str, str]:
+    from app.core.db import session_scope
+    from app.models import Run
+
+    with session_scope() as session:
+        rows = session.execute(select(Run.id, Run.error).where(Run.id.in_([uuid.UUID(r) for r in run_ids])))
+        return {str(i): e for i, e in rows if e}
 
 
 def test_redis_restarted_under_load(stack_env, tmp_path):

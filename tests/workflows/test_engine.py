@@ -218,20 +218,20 @@ def test_worker_killed_mid_step_restarted_run_finishes_once(client, stack_env, t
     """SIGKILL the whole worker while a step runs; a new worker (and the sweeper) finish the run,
     and no step that had succeeded runs again."""
     from app.tasks.ops import sweep
-    from tests.fixtures.stack import start_workers
+    from tests.fixtures.stack import isolated_stack, start_workers
 
-    env = stack_env["env"]
-    procs = start_workers(env, tmp_path)
-    try:
+    # Workers of its own, on a broker of its own: no other worker may pick the step up.
+    with isolated_stack(stack_env, tmp_path, {}) as stack:
+        r = redis.Redis.from_url(stack["env"]["REDIS_URL"], decode_responses=True)
         run_id = start(client, "t_control", durations={"long": 4})
         wait_until(lambda: count(r, run_id, "long") >= 1, timeout=30, message="the long step to start")
-        for w in procs:
+        for w in stack["workers"]:
             w.kill()
         run = client.get(f"/runs/{run_id}").json()
         assert steps_by_name(run)["long"]["state"] == "running"
-        procs = start_workers(env, tmp_path)
+        stack["workers"][:] = start_workers(stack["env"], tmp_path)
         # The claim of the dead worker goes stale (heartbeat timeout 3 s); the sweeper re-queues.
-        outcome = wait_until(lambda: sweep(stuck_after=1) ["requeued"], timeout=30, interval=0.5,
+        outcome = wait_until(lambda: sweep(stuck_after=1)["requeued"], timeout=30, interval=0.5,
                              message="the sweeper to re-queue the run")
         assert run_id in outcome
         run = wait_state(client, run_id, states=("awaiting_approval", *TERMINAL), timeout=60)
@@ -242,6 +242,3 @@ def test_worker_killed_mid_step_restarted_run_finishes_once(client, stack_env, t
         assert count(r, run_id, "first") == 1 and count(r, run_id, "flaky") == 1
         assert count(r, run_id, "long") == 2  # interrupted once, finished once
         assert count(r, run_id, "last") == 1
-    finally:
-        for w in procs:
-            w.stop()
