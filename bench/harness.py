@@ -56,8 +56,9 @@ def summary(values: list[float]) -> dict:
 
 
 @contextlib.contextmanager
-def stack(extra_env: dict[str, str] | None = None, *, cpu: int = 2, io: int = 24):
-    """A private Copydesk stack for a benchmark; yields the environment and the worker processes."""
+def stack(extra_env: dict[str, str] | None = None, *, cpu: int = 2, io: int = 24, io_processes: int = 1):
+    """A private Copydesk stack for a benchmark; yields the environment and the worker processes.
+    io_processes > 1: that many io workers of `io` threads each (one Python interpreter, one GIL, each)."""
     from cryptography.fernet import Fernet
 
     from app.cli.dev import migrate
@@ -82,6 +83,14 @@ def stack(extra_env: dict[str, str] | None = None, *, cpu: int = 2, io: int = 24
     configure_process(env)
     migrate()
     workers = start_workers(env, state_dir, cpu=cpu, io=io)
+    if io_processes > 1:
+        from tests.fixtures.stack import WorkerProcess
+
+        more = [WorkerProcess("io", "io", "threads", io, env, state_dir) for _ in range(io_processes - 1)]
+        for n, w in enumerate(more, start=2):
+            w.log_path = state_dir / f"io{n}.log"
+            w.start()
+        workers += more
     try:
         yield {"env": env, "workers": workers, "redis": redis_server, "database": database, "state_dir": state_dir}
     finally:

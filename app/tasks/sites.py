@@ -39,7 +39,7 @@ log = logging.getLogger("copydesk.sites")
 
 ENV_SITE_NAME = "default"
 PREVIEW = "preview"  # a run's `site: preview` publishes to the local preview, whatever is configured
-SITE_OPTIONS = ("timeout", "upload_timeout", "verify_tls")  # Site.options that tune the client
+SITE_OPTIONS = ("timeout", "upload_timeout", "verify_tls", "attempts")  # Site.options that tune the client
 
 
 # --- the environment's site -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ app/integrations).
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,18 +93,30 @@ def kinds() -> dict[str, StepKind]:
 
 
 _loaded = False
+_loading = False
+_load_lock = threading.RLock()
 
 
 def ensure_loaded() -> None:
-    """Import the modules that register step kinds: the built-in ones, then STEP_MODULES (once)."""
-    global _loaded
+    """Import the modules that register step kinds: the built-in ones, then STEP_MODULES (once).
+    Thread-safe: another thread asking meanwhile waits for the whole registry (two threads submitting
+    the first documents of a process at once saw an empty one: "unknown task 'store' (known: )");
+    a call made by those imports themselves (same thread) returns at once, as before."""
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True
-    import importlib
+    with _load_lock:
+        if _loaded or _loading:
+            return
+        _loading = True
+        try:
+            import importlib
 
-    from app.core.config import get_settings
+            from app.core.config import get_settings
 
-    importlib.import_module("app.tasks.steps")
-    for module in filter(None, (m.strip() for m in get_settings().step_modules.split(","))):
-        importlib.import_module(module)
+            importlib.import_module("app.tasks.steps")
+            for module in filter(None, (m.strip() for m in get_settings().step_modules.split(","))):
+                importlib.import_module(module)
+            _loaded = True
+        finally:
+            _loading = False

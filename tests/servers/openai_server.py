@@ -20,6 +20,11 @@ Tests script what the next requests get, one action per chat request, in order:
 Every request is logged (method, path, headers, JSON body, status). A fixed latency can be added to
 every request (the benchmarks use 50 ms).
 
+Random faults (`fail_randomly(ratio, seed=…)`, tests/servers/faults.py): a seeded share of the chat
+requests that no scripted action covers answer 429 with Retry-After, 500, or are held `delay` seconds
+(past the client's timeout) before the normal answer; each such request's log entry says which
+("fault"), and `random_faults()` counts them.
+
 In pytest: `OpenAITestServer` runs uvicorn in a thread on an ephemeral port (tests/fixtures/llm.py).
 For benchmarks: `python -m tests.servers.openai_server --port P --key K [--latency-ms 50]`; scripting
 then goes through POST /_test/script, GET /_test/requests and POST /_test/reset.
@@ -44,6 +49,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.servers.faults import RandomFaults
 
 DEFAULT_KEY = "sk-test-copydesk-0123456789abcdef"
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "test-model")
@@ -207,17 +214,28 @@ class ServerState:
         self.script: deque[dict] = deque()
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.random: RandomFaults | None = None
 
-    def next_action(self) -> dict:
+    def next_action(self, path: str = "/v1/chat/completions") -> dict:
         try:
             return self.script.popleft()
         except IndexError:
+            pass
+        rf = self.random
+        chance = rf.take("POST", path) if rf is not None else None
+        if chance is None:
             return {}
+        if chance.kind == "timeout":
+            return {"delay": rf.delay, "fault": "timeout"}
+        status = int(chance.kind)
+        headers = {"retry-after": f"{rf.retry_after:g}"} if status == 429 else {}
+        return {"status": status, "headers": headers, "fault": chance.kind}
 
     def reset(self) -> None:
         with self.lock:
             self.script.clear()
             self.requests.clear()
+            self.random = None
 
 
 def _estimate_tokens(value: Any) -> int:
@@ -261,8 +279,10 @@ def create_app(state: ServerState) -> Starlette:
         if not isinstance(payload, dict) or not payload.get("messages"):
             entry["status"] = 400
             return JSONResponse(error_body(400, "'messages' is a required property"), status_code=400)
-        action = state.next_action()
+        action = state.next_action(request.url.path)
         entry["action"] = action
+        if action.get("fault"):
+            entry["fault"] = action["fault"]
         if action.get("delay"):
             await asyncio.sleep(action["delay"])
         model = payload.get("model", "")
@@ -354,6 +374,14 @@ def create_app(state: ServerState) -> Starlette:
         state.reset()
         return JSONResponse({"ok": True})
 
+    async def faults(request: Request) -> Response:
+        """POST {"ratio": 0.3, "seed": 1, ...} (RandomFaults' fields): random faults from now on;
+        {"ratio": 0}: none. GET: what was served."""
+        if request.method == "POST":
+            options = await request.json()
+            state.random = RandomFaults(**options) if options.get("ratio") else None
+        return JSONResponse(state.random.summary() if state.random else {"seen": 0, "served": {}, "total": 0})
+
     return Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -362,6 +390,7 @@ def create_app(state: ServerState) -> Starlette:
             Route("/_test/script", script, methods=["POST"]),
             Route("/_test/requests", requests_log, methods=["GET"]),
             Route("/_test/reset", reset, methods=["POST"]),
+            Route("/_test/faults", faults, methods=["GET", "POST"]),
         ]
     )
 
@@ -491,6 +520,26 @@ class OpenAITestServer:
             headers["retry-after-ms"] = str(retry_after_ms)
         self.fail(429, headers=headers, times=times)
 
+    def fail_randomly(
+        self,
+        ratio: float,
+        *,
+        seed: int | str = 0,
+        mix: dict[str, float] | None = None,
+        retry_after: float = 1.0,
+        delay: float = 5.0,
+    ) -> RandomFaults:
+        """From now on, fail `ratio` of the chat requests (those no scripted action covers), chosen by
+        `seed`: 429 with Retry-After `retry_after`, 500, or a timeout (held `delay` seconds, then
+        answered). mix: {"429": w, "500": w, "timeout": w}, equal weights by default."""
+        kwargs = {"mix": mix} if mix else {}
+        self.state.random = RandomFaults(ratio, seed=seed, retry_after=retry_after, delay=delay, **kwargs)
+        return self.state.random
+
+    def random_faults(self) -> dict:
+        """{"seen": chat requests considered, "served": {kind: count}, "total": faults served}."""
+        return self.state.random.summary() if self.state.random else {"seen": 0, "served": {}, "total": 0}
+
     def slow(self, seconds: float, times: int = 1) -> None:
         self.queue(*[{"delay": seconds}] * times)
 
@@ -511,8 +560,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", default=DEFAULT_KEY, help="the bearer key to accept ('' accepts any)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument("--model", action="append", help="a model id to serve (repeatable)")
+    parser.add_argument("--fault-ratio", type=float, default=0.0, help="share of chat requests failed at random")
+    parser.add_argument("--fault-seed", default="0", help="seed of the random faults")
+    parser.add_argument("--fault-delay", type=float, default=5.0, help="seconds a 'timeout' fault holds")
     args = parser.parse_args(argv)
     state = ServerState(args.key or None, args.model or DEFAULT_MODELS, args.latency_ms / 1000)
+    if args.fault_ratio:
+        state.random = RandomFaults(args.fault_ratio, seed=args.fault_seed, delay=args.fault_delay)
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning")
 
 

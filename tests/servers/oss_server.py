@@ -19,6 +19,9 @@ answers in the same shapes, so a test passing here exercises the same oss2 code 
 Test hooks: `fail_next`, `drop_next`, `delay_next`, `corrupt_crc_next` (faults queue up: each request takes
 the first pending one matching its method), `latency` (added to every request), `clock_offset` (the
 server's clock, for expiry and skew), `requests` (the log), `count()`, `max_concurrency()`, `reset()`.
+`fail_randomly(ratio, seed=…)`: a seeded share of requests (those no queued fault took) answer 429 with
+Retry-After, 500, or are dropped without an answer (a timeout; or held for `delay` seconds), before the
+work by default (nothing stored), see tests/servers/faults.py; `random_faults()` counts what was served.
 
     with OssTestServer(tmp_path, buckets=["copydesk"]) as server:
         oss2.Bucket(oss2.AuthV4(server.access_key_id, server.access_key_secret), server.endpoint,
@@ -53,6 +56,8 @@ from typing import Self
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import crcmod
+
+from tests.servers.faults import RandomFaults
 
 _crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
 
@@ -117,6 +122,7 @@ class LoggedRequest:
     auth: str = ""  # v1, v4, v1-url, v4-url, anonymous
     status: int = 0  # 0: the connection was dropped
     code: str = ""  # the OSS error code of an error answer
+    fault: str = ""  # the random fault served: 429, 500, timeout (+ "-after" when the work was done)
     started: float = field(default_factory=time.monotonic)  # the request had arrived (body read)
     finished: float = 0.0  # the answer was sent, or the connection dropped
 
@@ -167,6 +173,7 @@ class OssTestServer:
         self.bucket_acls = {name: "private" for name in buckets}
         self.latency = 0.0
         self.clock_offset = 0.0
+        self.random: RandomFaults | None = None
         self.requests: list[LoggedRequest] = []
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()  # faults, log, and the check-then-write of objects
@@ -228,6 +235,33 @@ class OssTestServer:
         """Answer the next n object requests with a wrong x-oss-hash-crc64ecma."""
         self._add_fault(_Fault("corrupt_crc", n, method))
 
+    def fail_randomly(
+        self,
+        ratio: float,
+        *,
+        seed: int | str = 0,
+        mix: dict[str, float] | None = None,
+        retry_after: float = 1.0,
+        delay: float = 0.0,
+        after: float = 0.0,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> RandomFaults:
+        """From now on, fail `ratio` of the requests (of `method`, whose `/bucket/key` path matches the
+        regular expression `path`), chosen by `seed`: kinds from `mix` ({"429": w, "500": w, "timeout": w},
+        equal weights by default). A timeout drops the connection without an answer (`delay` 0) or holds
+        the request `delay` seconds and then answers 503; `after` is the share of faults that come after
+        the work (the object is stored, the answer lost). Queued faults (fail_next…) come first."""
+        kwargs = {"mix": mix} if mix else {}
+        self.random = RandomFaults(
+            ratio, seed=seed, retry_after=retry_after, delay=delay, after=after, method=method, path=path, **kwargs
+        )
+        return self.random
+
+    def random_faults(self) -> dict:
+        """{"seen": requests considered, "served": {kind: count}, "total": faults served}."""
+        return self.random.summary() if self.random else {"seen": 0, "served": {}, "total": 0}
+
     def _add_fault(self, fault: _Fault) -> None:
         with self._lock:
             self._faults.append(fault)
@@ -272,6 +306,7 @@ class OssTestServer:
             self._faults.clear()
             self.requests.clear()
             self.latency = 0.0
+            self.random = None
             self.clock_offset = 0.0
             for name in self.bucket_acls:
                 self.bucket_acls[name] = "private"
@@ -317,28 +352,53 @@ class OssTestServer:
 
         fault = self._take_fault(method)
         kind = fault.kind if fault else ""
+        rf = self.random  # this request's view, even if a test resets the server meanwhile
+        chance = rf.take(method, url.path) if fault is None and rf is not None else None
+        if chance:
+            entry.fault = chance.kind + ("-after" if chance.after else "")
         delay = self.latency + (fault.seconds if kind == "delay" else 0)
         if delay:
             time.sleep(delay)
         try:
-            if kind == "drop":
+            if kind == "drop" or (chance and chance.kind == "timeout" and not chance.after and not rf.delay):
                 handler.close_connection = True
                 entry.finished = time.monotonic()
                 return
             if kind == "fail":
                 raise OssFault(fault.status, fault.code, fault.message)
+            if chance and not chance.after:
+                self._random_fault(chance, rf)
             answer = self._dispatch(method, bucket, key, query, headers, body, entry)
             if kind == "corrupt_crc" and "x-oss-hash-crc64ecma" in answer.headers:
                 answer.headers["x-oss-hash-crc64ecma"] = str(int(answer.headers["x-oss-hash-crc64ecma"]) ^ 1)
+            if chance and chance.after:
+                if chance.kind == "timeout" and not rf.delay:
+                    handler.close_connection = True
+                    entry.finished = time.monotonic()
+                    return
+                if chance.kind == "timeout":
+                    time.sleep(rf.delay)  # the real answer, too late for the client
+                else:
+                    self._random_fault(chance, rf)
         except Exception as exc:  # noqa: BLE001
             if not isinstance(exc, OssFault):  # a bug here: say so loudly instead of dropping the connection
                 traceback.print_exc()
                 exc = OssFault(500, "InternalError", f"test server bug: {exc!r}")
             answer = self._error_answer(exc, method, bucket, entry.request_id)
             entry.code = exc.code
+            if chance and chance.kind == "429":
+                answer.headers["Retry-After"] = f"{rf.retry_after:g}"
         entry.status = answer.status
         handler.send_answer(answer, entry.request_id, self.now(), include_body=method != "HEAD")
         entry.finished = time.monotonic()
+
+    def _random_fault(self, chance, rf: RandomFaults) -> None:
+        if chance.kind == "429":
+            raise OssFault(429, "TooManyRequests", "Please reduce your request rate.")
+        if chance.kind == "500":
+            raise OssFault(500, "InternalError", "We encountered an internal error. Please try again.")
+        time.sleep(rf.delay)  # a timeout held past the client's patience, then refused
+        raise OssFault(503, "ServiceUnavailable", "The request timed out on the server.")
 
     def _error_answer(self, fault: OssFault, method: str, bucket: str, request_id: str) -> _Answer:
         root = ET.Element("Error")
@@ -814,6 +874,13 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 drops connections under a 16-thread upload burst
     oss: OssTestServer
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client that went away (a killed worker, a timeout): not the server's problem
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -24,8 +24,10 @@ none answers there, starts a private mariadbd on a unix socket, installs WordPre
 workers outlive their parent otherwise), drops the database and removes the copy.
 
 A test-only mu-plugin (wordpress_files/mu-plugins) reads a control file to inject faults (the next N
-REST requests answer 500, or 429 with Retry-After, before or after WordPress did the work) and logs
-every REST request, so tests can count retries.
+REST requests answer 500, or 429 with Retry-After, before or after WordPress did the work; or, with
+`fail_randomly(ratio, seed=…)`, a seeded share of all REST requests fail with 429, 500 or a timeout)
+and logs every REST request, so tests can count retries. The harness's own reads (`client()`,
+`posts()`, `count_posts()`) carry a header that exempts them from the random faults.
 
     python -m tests.servers.wordpress up     # starts one and prints its URL and password, until Ctrl-C
 """
@@ -515,6 +517,8 @@ require_once ABSPATH . 'wp-settings.php';
         import httpx
 
         kwargs.setdefault("timeout", 60)
+        # The harness's own requests are never failed at random (see fail_randomly).
+        kwargs["headers"] = {"X-Copydesk-Test-Bypass": "1", **(kwargs.get("headers") or {})}
         return httpx.Client(base_url=self.rest_url, auth=(self.user, self.app_password), **kwargs)
 
     def php(self, code: str) -> str:
@@ -610,6 +614,50 @@ require_once ABSPATH . 'wp-settings.php';
         control.setdefault("faults", []).append(rule)
         self._write_control(control)
 
+    def fail_randomly(
+        self,
+        ratio: float,
+        *,
+        seed: int | str = 0,
+        mix: dict[str, float] | None = None,
+        retry_after: float = 1.0,
+        delay: float = 5.0,
+        after: float = 0.0,
+        method: str | None = None,
+        route: str | None = None,
+    ) -> None:
+        """From now on, fail `ratio` of the REST requests (of `method`, on routes matching the PCRE
+        `route`), chosen by `seed` (the same decisions as tests/servers/faults.py): kinds from `mix`
+        ({"429": w, "500": w, "timeout": w}, equal weights by default); 429 carries Retry-After
+        `retry_after`; a timeout holds the request `delay` seconds (make it longer than the client's
+        timeout); `after` is the share of faults that hit once WordPress did the work (a post or a
+        media item is written, its answer lost). Queued faults (fail_next) come first; requests with the
+        header X-Copydesk-Test-Bypass (this harness's own client) are never failed. reset() ends it."""
+        from tests.servers.faults import DEFAULT_MIX, RandomFaults
+
+        checked = RandomFaults(ratio, seed=seed, mix=dict(mix or DEFAULT_MIX))  # validates ratio and mix
+        control = self.control()
+        control["random"] = {
+            "ratio": ratio,
+            "seed": seed,
+            "mix": checked.mix,
+            "retry_after": retry_after,
+            "delay": delay,
+            "after": after,
+            "method": method or "",
+            "route": route or "",
+            "seen": 0,
+            "served": {},
+        }
+        self._write_control(control)
+
+    def random_faults(self) -> dict:
+        """{"seen": requests considered, "served": {kind: count}, "total": faults served}."""
+        rule = self.control().get("random") or {}
+        served = rule.get("served") or {}
+        served = {str(k): v for k, v in served.items()} if isinstance(served, dict) else {}
+        return {"seen": rule.get("seen", 0), "served": served, "total": sum(served.values())}
+
     def faults_served(self) -> int:
         return sum(rule.get("served", 0) for rule in self.control().get("faults", []))
 
@@ -629,7 +677,8 @@ require_once ABSPATH . 'wp-settings.php';
 
     def requests(self) -> list[dict]:
         """REST requests served since the last reset():
-        [{"m": "POST", "route": "/wp/v2/posts", "status": 201, "ms": 21.5}, …] (ms: PHP's time on it)"""
+        [{"m": "POST", "route": "/wp/v2/posts", "status": 201, "ms": 21.5, "t": 1790000000.1}, …]
+        (ms: PHP's time on it; t: when it arrived, epoch seconds)"""
         try:
             text = self.request_log.read_text()
         except FileNotFoundError:

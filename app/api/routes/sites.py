@@ -52,6 +52,13 @@ class SiteOptions(BaseModel):
         None, gt=0, le=3600, description="seconds per media upload (default 300)"
     )
     verify_tls: bool | None = Field(None, description="false only for a test site (self-signed certificate)")
+    attempts: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="tries per request while publishing (429, 5xx, timeouts; creates first look for what "
+        "a lost try wrote); default 4. What outlasts them, the publish step's retry policy repeats.",
+    )
 
 
 class SiteCreate(BaseModel):

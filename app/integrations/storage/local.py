@@ -73,7 +73,9 @@ class LocalStorage:
         return hmac.new(self._signing_key, f"{key}\n{deadline}".encode(), hashlib.sha256).hexdigest()
 
     def verify(self, key: str, deadline: int, signature: str) -> bool:
-        return deadline >= time.time() and hmac.compare_digest(self.sign(key, deadline), signature)
+        # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a forged link would be a 500).
+        given = signature.encode("utf-8", "surrogatepass")
+        return deadline >= time.time() and hmac.compare_digest(self.sign(key, deadline).encode(), given)
 
     def path(self, key: str) -> Path:
         """The file behind a key (for the API's file responses)."""

@@ -84,6 +84,23 @@ def upload_filename(image: PostImage) -> str:
     return name
 
 
+def text_field(value: str) -> str:
+    """A plain-text value for a field WordPress keeps as HTML (a post's title, its excerpt): `<` and `>`
+    become entities, so a manuscript titled "Budget <script>…" shows those characters and runs nothing.
+    (Themes print titles unescaped, and an administrator's posts skip WordPress's own filtering.)"""
+    return (value or "").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_SCRIPTS = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)", re.I | re.S)
+_MARKUP = re.compile(r"<[^>]*>?")
+
+
+def term_name(name: str) -> str:
+    """A category or tag name as WordPress will keep it: without markup (WordPress strips tags from term
+    names, and a name that is only markup would be refused as empty and fail the whole publish)."""
+    return " ".join(_MARKUP.sub(" ", _SCRIPTS.sub(" ", name or "")).split())
+
+
 class WordPressPublisher:
     """The Publisher for one WordPress site."""
 
@@ -142,8 +159,8 @@ class WordPressPublisher:
         category_names = draft.categories or (
             [self.site.default_category] if self.site.default_category else []
         )
-        categories = [self.client.term_id("categories", n) for n in category_names if n.strip()]
-        tags = [self.client.term_id("tags", n) for n in draft.tags if n.strip()]
+        categories = [self.client.term_id("categories", n) for n in map(term_name, category_names) if n]
+        tags = [self.client.term_id("tags", n) for n in map(term_name, draft.tags) if n]
 
         # 3. Images.
         featured_key = draft.featured_image or (draft.images[0].key if draft.images else None)
@@ -166,9 +183,9 @@ class WordPressPublisher:
         if self.site.import_images:
             body = rewrite_images(body, {by_key[k].url: ref for k, ref in media.items() if by_key[k].url})
         payload: dict = {
-            "title": draft.title,
+            "title": text_field(draft.title),
             "content": with_marker(body, token),
-            "excerpt": draft.excerpt,
+            "excerpt": text_field(draft.excerpt),
             "status": status,
             "tags": tags,
             "featured_media": media[featured_key].id if featured_key else 0,
@@ -269,7 +286,7 @@ class WordPressPublisher:
     def _upload(self, image: PostImage, *, post_id: int | None) -> dict:
         data = image.data if image.data is not None else self.client.retrying(lambda: self.fetch_image(image))
         slug = media_slug(image.key)
-        params = {"slug": slug, "alt_text": image.alt, "caption": image.caption}
+        params = {"slug": slug, "alt_text": image.alt, "caption": text_field(image.caption)}
         if post_id:
             params["post"] = post_id
 

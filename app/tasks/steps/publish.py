@@ -13,12 +13,15 @@ warning on the run. Media already imported into the site are remembered per site
 (SiteMedia, one short transaction per media id, as soon as it is known), so a retry uploads nothing
 twice.
 
-Retries: the step's retry policy (publish_document.yaml: 5 attempts, exponential backoff, transient
-errors only) is the one retry layer. The WordPress client makes a single attempt per request here
-(`attempts=1`), so failures do not multiply (5 × 5) and every failed attempt is visible on the step
-with WordPress's own error. A whole attempt costs a few requests more than a request-level retry (the
-post and media lookups), which is what makes it safe to repeat. 401/403 and other 4xx are permanent:
-the step fails at once with WordPress's explanation.
+Retries, two layers that do different jobs: each WordPress request is tried up to REQUEST_ATTEMPTS
+times (429 with its Retry-After, 5xx, timeouts; a create or upload first looks for what a lost try
+wrote), because a whole publish makes 7–15 requests and, against a site failing 30% of them, a whole
+attempt gets through only 3% of the time (0.7^10; 6 runs in 10 failed that way in
+tests/resilience/test_faults.py). What outlasts them fails the attempt, and the step's retry policy
+(publish_document.yaml) repeats the whole publish later, with WordPress's own error on the step. The
+result says how many requests were retried (`retries`). A site's `attempts` option overrides
+REQUEST_ATTEMPTS. 401/403 and other 4xx are permanent: the step fails at once with WordPress's
+explanation.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from app.tasks.sites import site_for, wordpress_site
 from app.tasks.steps.common import article
 from app.workflows.registry import StepContext, step_kind
 from app.workflows.state import now
+
+REQUEST_ATTEMPTS = 4  # tries per WordPress request (see the module docstring)
 
 
 class SiteMediaIndex:
@@ -210,7 +215,7 @@ def publish(ctx: StepContext) -> dict:
         )
         bound = art.site_id == site.id and art.publisher == "wordpress"
         existing_post_id = art.wp_post_id if bound else None
-        wp = wordpress_site(site, attempts=1)  # the step's retry policy is the retry layer
+        wp = wordpress_site(site, attempts=int((site.options or {}).get("attempts") or REQUEST_ATTEMPTS))
         site_id, site_name, article_id = site.id, site.name, art.id
         media_index = SiteMediaIndex.load(session, site_id, [a.key for a in chosen])
         stored = {a.key: a.storage_key or a.artifact_key for a in chosen}
@@ -246,6 +251,7 @@ def publish(ctx: StepContext) -> dict:
         "recovered": post.recovered,
         "media": post.media,
         "featured_media": post.featured_media,
+        "retries": post.retries,
         "article_id": str(article_id),
         "summary": f"{verb} post {post.post_id} ({post.status}) on {site_name}: {post.url}",
     }
