@@ -7,7 +7,6 @@ chosen here.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
@@ -42,14 +41,24 @@ def async_url(url: str | None = None) -> str:
     return _with_driver(url or database_url(), "asyncpg")
 
 
-@functools.lru_cache(maxsize=1)
+# Engines and session factories by URL, kept for the life of the process: an engine is never
+# dropped to the garbage collector, which could finalize asyncpg connections from a thread other than
+# their event loop's (a crash seen when tests re-pointed a process at another broker).
+_sync: dict[str, tuple[Engine, sessionmaker[Session]]] = {}
+_async: dict[str, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+
+
+def _sync_pair() -> tuple[Engine, sessionmaker[Session]]:
+    url = sync_url()
+    pair = _sync.get(url)
+    if pair is None:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        pair = _sync.setdefault(url, (engine, sessionmaker(engine, expire_on_commit=False)))
+    return pair
+
+
 def sync_engine() -> Engine:
-    return create_engine(sync_url(), pool_pre_ping=True, pool_size=10, max_overflow=20)
-
-
-@functools.lru_cache(maxsize=1)
-def _sync_sessions() -> sessionmaker[Session]:
-    return sessionmaker(sync_engine(), expire_on_commit=False)
+    return _sync_pair()[0]
 
 
 @contextmanager
@@ -60,7 +69,7 @@ def session_scope(*, relaxed_commit: bool = False) -> Iterator[Session]:
     synchronous_commit=off for this transaction). For the engine's own bookkeeping — claims,
     heartbeats, step states — where a crash may lose the last few milliseconds of transitions and the
     idempotent steps simply run again; never for what a step did in the outside world."""
-    session = _sync_sessions()()
+    session = _sync_pair()[1]()
     if relaxed_commit:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     try:
@@ -73,14 +82,21 @@ def session_scope(*, relaxed_commit: bool = False) -> Iterator[Session]:
         session.close()
 
 
-@functools.lru_cache(maxsize=1)
+def _async_pair() -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    url = async_url()
+    pair = _async.get(url)
+    if pair is None:
+        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        pair = _async.setdefault(url, (engine, async_sessionmaker(engine, expire_on_commit=False)))
+    return pair
+
+
 def async_engine() -> AsyncEngine:
-    return create_async_engine(async_url(), pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return _async_pair()[0]
 
 
-@functools.lru_cache(maxsize=1)
 def async_sessions() -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(async_engine(), expire_on_commit=False)
+    return _async_pair()[1]
 
 
 async def get_async_session() -> AsyncIterator[AsyncSession]:
@@ -89,10 +105,7 @@ async def get_async_session() -> AsyncIterator[AsyncSession]:
 
 
 def reset_engines() -> None:
-    """Forget engines (after a fork, or when tests change DATABASE_URL)."""
-    if sync_engine.cache_info().currsize:
-        sync_engine().dispose(close=False)
-    sync_engine.cache_clear()
-    _sync_sessions.cache_clear()
-    async_engine.cache_clear()
-    async_sessions.cache_clear()
+    """After a fork: the child must not use the parent's connections (they are let go, not closed:
+    they belong to the parent). The next session opens connections of its own."""
+    for engine, _ in _sync.values():
+        engine.dispose(close=False)

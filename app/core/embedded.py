@@ -57,7 +57,10 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
+            import atexit
+
             self._server._cleanup()
+            atexit.unregister(self._server._cleanup)  # done; at exit it would only log to closed streams
             self._server = None
 
 
