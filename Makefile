@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo dev test bench install install-dev compose-check clean
+.PHONY: demo dev test bench bench-deps install install-dev compose-check clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Copydesk needs Python 3.11 or newer")'
@@ -33,7 +33,14 @@ dev: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest --cov=app --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-dev
+# What the benchmarks run beside Copydesk: wrk (API load), Dovecot (mailbox), LibreOffice (.doc),
+# PHP + MariaDB + WordPress (publishing). Debian packages, installed once (root).
+bench-deps: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null && command -v dovecot >/dev/null && command -v soffice >/dev/null || \
+	  (apt-get update && apt-get install -y --no-install-recommends wrk dovecot-imapd openssl libreoffice-writer-nogui)
+	$(BIN)/python -m tests.servers.wordpress deps
+
+bench: bench-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 compose-check:

@@ -33,14 +33,15 @@ import secrets
 import tempfile
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import redis
 from pydantic import ValidationError
-from sqlalchemy import exists, select
+from sqlalchemy import cast, exists, func, select
+from sqlalchemy.dialects.postgresql import JSONPATH
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -286,6 +287,23 @@ def _settleable(source_id=None):
     return query
 
 
+def _refileable(source_id=None):
+    """Messages filed under failures whose runs have all succeeded since (they were resumed) and
+    whose attachments were all taken: they belong with the processed mail now."""
+    unfinished = exists(select(Run.id).where(Run.id == MailMessage.run_ids.any_(), Run.state != "succeeded"))
+    refused_attachment = func.jsonb_path_exists(MailMessage.documents, cast("$[*].error ? (@ != null)", JSONPATH))
+    query = select(MailMessage).where(
+        MailMessage.state == "failed",
+        MailMessage.moved_at.is_not(None),
+        func.cardinality(MailMessage.run_ids) > 0,
+        ~unfinished,
+        ~refused_attachment,
+    )
+    if source_id is not None:
+        query = query.where(MailMessage.source_id == source_id)
+    return query
+
+
 def poll_expiry(source: Source) -> float:
     """How long a poll task may wait in the queue before it is dropped; the dispatcher sends no other
     poll of the source meanwhile (a poll lost with its worker is sent again after this long)."""
@@ -314,9 +332,13 @@ def dispatch() -> int:
             polls.append((str(source.id), expires))
         polled = {sid for sid, _ in polls}
         healthy = select(Source.id).where(Source.enabled, Source.consecutive_failures == 0)
-        candidates = session.execute(
-            _settleable().with_only_columns(MailMessage.source_id).where(MailMessage.source_id.in_(healthy)).distinct()
-        ).scalars().all()
+        candidates = {
+            source_id
+            for query in (_settleable(), _refileable())
+            for source_id in session.execute(
+                query.with_only_columns(MailMessage.source_id).where(MailMessage.source_id.in_(healthy)).distinct()
+            ).scalars()
+        }
         for source_id in candidates:
             if str(source_id) not in polled and not lock_held(source_id):
                 settles.append(str(source_id))
@@ -683,7 +705,12 @@ def settle_source(source_id: uuid.UUID | str) -> dict[str, Any]:
 def _settle(config: MailboxConfig, source_id: uuid.UUID) -> int:
     """Move each message whose runs have ended to the processed or the failed folder, and record it.
     The rows stay locked until the moves are recorded; an IMAP error rolls the records back (the
-    messages already moved are then simply not found the next time: moving is never done twice)."""
+    messages already moved are then simply not found the next time: moving is never done twice).
+    Then move on to the processed folder the failed messages whose runs were resumed and succeeded."""
+    return _file_ended(config, source_id) + _refile_resumed(config, source_id)
+
+
+def _file_ended(config: MailboxConfig, source_id: uuid.UUID) -> int:
     with session_scope() as session:
         rows = session.execute(
             _settleable(source_id)
@@ -709,6 +736,35 @@ def _settle(config: MailboxConfig, source_id: uuid.UUID) -> int:
                 row.state, row.folder, row.moved_at = outcome, folder, moment
                 if reason:
                     row.reason = reason
+        return len(rows)
+
+
+def _refile_resumed(config: MailboxConfig, source_id: uuid.UUID) -> int:
+    """Failed → processed, found in the failures folder by Message-ID (its UID there was never
+    recorded). A message no longer there (a person moved it) is recorded as processed where it is."""
+    with session_scope() as session:
+        rows = session.execute(
+            _refileable(source_id)
+            .order_by(MailMessage.moved_at)
+            .limit(SETTLE_BATCH)
+            .with_for_update(of=MailMessage, skip_locked=True)
+        ).scalars().all()
+        if not rows:
+            return 0
+        # The same mailbox seen from the failures folder (the two folders swap roles, so that the
+        # configuration's rule "watched ≠ processed ≠ failed" still holds).
+        failures = replace(config, folder=config.failed_folder, failed_folder=config.folder)
+        for row in rows:
+            uidvalidity, uids = find_by_message_id(failures, row.message_id) if row.message_id else (0, [])
+            if uids:
+                move(failures, uids[:1], config.processed_folder, uidvalidity=uidvalidity)
+                row.folder = config.processed_folder
+            else:
+                row.error = (
+                    f"its runs succeeded after a resume, but it was no longer in {config.failed_folder} "
+                    f"to be moved to {config.processed_folder}"
+                )
+            row.state, row.reason, row.moved_at = "processed", None, now()
         return len(rows)
 
 

@@ -264,6 +264,44 @@ def test_a_failing_document_sends_the_message_to_failed_with_the_reason(make_sou
     assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 0, "Failed": 2}
 
 
+def test_a_failed_message_moves_on_to_processed_once_its_resumed_run_succeeds(
+    make_source, mail_stack, dovecot, imap_user, admin_client
+):
+    import redis
+
+    # t_fanout: item 1 fails until the test "fixes the cause" (a Redis key), as in the engine tests
+    source_id = make_source(imap_user, workflow="t_fanout", defaults={"count": 3, "fail_items": [1]})
+    dovecot.deliver(
+        imap_user,
+        make_message(
+            subject="Three parts",
+            attachments=[("parts.docx", manuscript("Three parts", seed=4100), DOCX_TYPE)],
+            message_id="<three-parts@example.org>",
+        ),
+    )
+    [row] = drive(lambda: settled(source_id), message="the message to be filed as failed")
+    assert row.state == "failed" and row.folder == "Failed" and "item 1" in row.reason
+    assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 0, "Failed": 1}
+    [run] = runs(source_id)
+
+    redis.Redis.from_url(mail_stack["redis"].url).set(f"test:{run.id}:heal", "1")
+    assert admin_client.post(f"/runs/{run.id}/resume").status_code == 200
+    [row] = drive(
+        lambda: [m for m in messages(source_id) if m.state == "processed"] or None,
+        message="the message to move from Failed to Processed",
+    )
+    assert runs(source_id)[0].state == "succeeded"
+    assert row.folder == "Processed" and row.reason is None and row.error is None
+    assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 1, "Failed": 0}
+    [moved] = dovecot.messages(imap_user, "Processed")
+    assert "\\Seen" in moved["flags"]  # processed mail is marked read, as when filed directly
+    # settled for good: more dispatches move nothing and record nothing new
+    for _ in range(3):
+        drive(lambda: source(source_id).last_poll_at > row.updated_at, message="another poll")
+    assert [m.state for m in messages(source_id)] == ["processed"]
+    assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 1, "Failed": 0}
+
+
 def test_ten_attachments_make_ten_runs_and_one_move(make_source, dovecot, imap_user):
     source_id = make_source(imap_user)
     attachments = [(f"part-{n}.docx", manuscript(f"Part {n}", seed=4000 + n), DOCX_TYPE) for n in range(10)]
