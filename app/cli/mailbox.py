@@ -173,7 +173,7 @@ def add(
         fail(exc.message, 2)
     defaults = {k: v for k, v in {"site": site, "category": category, "status": status}.items() if v}
     try:
-        get_workflow(workflow).payload_model().model_validate(defaults)
+        get_workflow(workflow).payload_model.model_validate(defaults)
     except Exception as exc:  # NotFound or a pydantic ValidationError
         fail(f"invalid workflow or defaults: {getattr(exc, 'message', None) or str(exc).splitlines()[0]}", 2)
     ca_cert = None

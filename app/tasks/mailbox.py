@@ -656,7 +656,7 @@ def run_payload(source: Source, message: IncomingMessage, document: IncomingDocu
     if document.origin == "body" and message.title:
         payload["title"] = message.title
     try:
-        get_workflow(source.workflow).payload_model().model_validate(payload)
+        get_workflow(source.workflow).payload_model.model_validate(payload)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidDocument(f"the source's defaults or the message's directives are not valid: {problems}") from None

@@ -71,7 +71,7 @@ async def submit_document(
         }.items()
         if v
     }
-    wf.payload_model().model_validate(options)  # 422 with the reason when an option is invalid
+    wf.payload_model.model_validate(options)  # 422 with the reason when an option is invalid
     manuscript = await run_in_threadpool(intake.check, data, file.filename or "")
     duplicate = await session.run_sync(intake.find_duplicate, manuscript)
     if duplicate is None:

@@ -201,7 +201,7 @@ def _check_workflow(name: str, defaults: dict[str, Any]) -> None:
     except NotFound as exc:
         raise _invalid(exc.message) from None
     try:
-        wf.payload_model().model_validate(defaults)
+        wf.payload_model.model_validate(defaults)
     except ValidationError as exc:
         problems = "; ".join(f"defaults.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _invalid(problems) from None

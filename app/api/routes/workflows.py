@@ -46,7 +46,7 @@ async def start_run(
 ) -> RunOut:
     """Start a run of a workflow with a payload (validated against the workflow's `inputs`)."""
     wf = get_workflow(name)
-    data = wf.payload_model().model_validate(payload).model_dump(mode="json", exclude_none=True)
+    data = wf.payload_model.model_validate(payload).model_dump(mode="json", exclude_none=True)
     run = await session.run_sync(lambda s: state.create_run(s, wf, data, created_by=user.id))
     run.launches = 1
     run_id = run.id
