@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
     openai_model: str = Field("gpt-4o-mini", alias="OPENAI_MODEL")
     openai_timeout: float = Field(120, gt=0, alias="OPENAI_TIMEOUT")
+    # Cached edits older than this are deleted (hourly, by beat); 0 keeps them forever.
+    llm_cache_days: float = Field(90, ge=0, alias="LLM_CACHE_DAYS")
 
     # --- WordPress (default site) ------------------------------------------------------------
     wp_url: AnyHttpUrl | None = Field(None, alias="WP_URL")

@@ -94,6 +94,11 @@ def configure(celery: Celery) -> None:
                 "schedule": settings.sweep_interval,
                 "options": {"queue": "io", "expires": settings.sweep_interval},
             },
+            "prune-llm-cache": {
+                "task": "copydesk.prune_llm_cache",
+                "schedule": 3600,
+                "options": {"queue": "io", "expires": 3600},
+            },
             "dispatch-mailbox-polls": {
                 "task": "copydesk.mailbox.dispatch",
                 "schedule": settings.mailbox_dispatch_interval,

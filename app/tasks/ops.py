@@ -1,15 +1,16 @@
-"""Housekeeping tasks run by beat: the sweeper (stuck runs) and the mailbox poll dispatcher."""
+"""Housekeeping tasks run by beat: the sweeper (stuck runs), the mailbox poll dispatcher and the
+retention of cached edits."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.core.config import get_settings
 from app.core.db import session_scope
-from app.models import Run, RunEvent, Step, StepItem
+from app.models import LlmCache, Run, RunEvent, Step, StepItem
 from app.tasks.celery_app import celery_app
 from app.workflows import engine, state
 
@@ -99,3 +100,22 @@ def dispatch_mailbox_polls() -> int:
     except ImportError:
         return 0
     return dispatch()
+
+
+def prune_llm_cache(days: float | None = None) -> int:
+    """Delete cached edits older than LLM_CACHE_DAYS (0: keep them all). Returns how many went."""
+    days = get_settings().llm_cache_days if days is None else days
+    if days <= 0:
+        return 0
+    with session_scope() as session:
+        deleted = session.execute(
+            delete(LlmCache).where(LlmCache.created_at < state.now() - timedelta(days=days))
+        ).rowcount
+    if deleted:
+        log.info("deleted %d cached edit(s) older than %g day(s)", deleted, days)
+    return deleted
+
+
+@celery_app.task(name="copydesk.prune_llm_cache")
+def prune_llm_cache_task() -> int:
+    return prune_llm_cache()

@@ -101,3 +101,24 @@ def test_the_postgres_edit_cache_reads_what_it_wrote_and_upserts(stack_env):
     assert cache.get(key) == {"title": "Second"}
     with session_scope() as session:
         assert session.get(LlmCache, key).result == {"title": "Second"}
+
+
+@pytest.mark.postgres
+def test_cached_edits_older_than_the_retention_are_deleted_and_the_rest_kept(stack_env):
+    from datetime import datetime, timedelta, timezone
+
+    from app.core.db import session_scope
+    from app.models import LlmCache
+    from app.tasks.ops import prune_llm_cache
+
+    now = datetime.now(timezone.utc)
+    old, recent = f"test:old:{uuid.uuid4().hex}", f"test:recent:{uuid.uuid4().hex}"
+    with session_scope() as session:
+        session.add(LlmCache(key=old, result={"title": "Old"}, created_at=now - timedelta(days=91)))
+        session.add(LlmCache(key=recent, result={"title": "Recent"}, created_at=now - timedelta(days=89)))
+
+    assert prune_llm_cache(days=0) == 0  # 0: kept forever
+    assert prune_llm_cache(days=90) >= 1
+    with session_scope() as session:
+        assert session.get(LlmCache, old) is None
+        assert session.get(LlmCache, recent).result == {"title": "Recent"}

@@ -9,7 +9,7 @@ What leaves the editor tells its caller what to do next, so no caller needs retr
   come back after `retry_after` seconds (a workflow puts the step back on the broker with that
   countdown: the publish_document transform step retries `rate_limited` only).
 - Any other error is final: permanent ones at once, transient ones after `max_attempts` requests
-  ("… after 4 attempts"; a 429 that outlasts them leaves as ServiceUnavailable). Retrying them again
+  ("… after 6 attempts"; a 429 that outlasts them leaves as ServiceUnavailable). Retrying them again
   outside would multiply the requests.
 Every error that leaves `edit` carries `usage` (an attribute): what the edit had spent until then.
 
