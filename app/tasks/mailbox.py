@@ -759,6 +759,8 @@ def _refile_resumed(config: MailboxConfig, source_id: uuid.UUID) -> int:
             if uids:
                 move(failures, uids[:1], config.processed_folder, uidvalidity=uidvalidity)
                 row.folder = config.processed_folder
+            elif row.message_id and find_by_message_id(config, row.message_id, config.processed_folder)[1]:
+                row.folder = config.processed_folder  # moved by an earlier try whose record was rolled back
             else:
                 row.error = (
                     f"its runs succeeded after a resume, but it was no longer in {config.failed_folder} "

@@ -264,32 +264,41 @@ def test_a_failing_document_sends_the_message_to_failed_with_the_reason(make_sou
     assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 0, "Failed": 2}
 
 
-def test_a_failed_message_moves_on_to_processed_once_its_resumed_run_succeeds(
-    make_source, mail_stack, dovecot, imap_user, admin_client
-):
+def fail_then_heal(make_source, mail_stack, dovecot, imap_user, seed: int):
+    """A message whose run fails (t_fanout's item 1, until "the cause is fixed": a Redis key), filed
+    under Failed; the cause is then fixed. Returns the source and the failed run."""
     import redis
 
-    # t_fanout: item 1 fails until the test "fixes the cause" (a Redis key), as in the engine tests
     source_id = make_source(imap_user, workflow="t_fanout", defaults={"count": 3, "fail_items": [1]})
     dovecot.deliver(
         imap_user,
         make_message(
             subject="Three parts",
-            attachments=[("parts.docx", manuscript("Three parts", seed=4100), DOCX_TYPE)],
-            message_id="<three-parts@example.org>",
+            attachments=[("parts.docx", manuscript("Three parts", seed=seed), DOCX_TYPE)],
+            message_id=f"<three-parts-{seed}@example.org>",
         ),
     )
     [row] = drive(lambda: settled(source_id), message="the message to be filed as failed")
     assert row.state == "failed" and row.folder == "Failed" and "item 1" in row.reason
     assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 0, "Failed": 1}
     [run] = runs(source_id)
-
     redis.Redis.from_url(mail_stack["redis"].url).set(f"test:{run.id}:heal", "1")
-    assert admin_client.post(f"/runs/{run.id}/resume").status_code == 200
-    [row] = drive(
+    return source_id, run
+
+
+def processed_message(source_id):
+    return drive(
         lambda: [m for m in messages(source_id) if m.state == "processed"] or None,
-        message="the message to move from Failed to Processed",
-    )
+        message="the message to be recorded as processed",
+    )[0]
+
+
+def test_a_failed_message_moves_on_to_processed_once_its_resumed_run_succeeds(
+    make_source, mail_stack, dovecot, imap_user, admin_client
+):
+    source_id, run = fail_then_heal(make_source, mail_stack, dovecot, imap_user, seed=4100)
+    assert admin_client.post(f"/runs/{run.id}/resume").status_code == 200
+    row = processed_message(source_id)
     assert runs(source_id)[0].state == "succeeded"
     assert row.folder == "Processed" and row.reason is None and row.error is None
     assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 1, "Failed": 0}
@@ -300,6 +309,25 @@ def test_a_failed_message_moves_on_to_processed_once_its_resumed_run_succeeds(
         drive(lambda: source(source_id).last_poll_at > row.updated_at, message="another poll")
     assert [m.state for m in messages(source_id)] == ["processed"]
     assert folder_counts(dovecot, imap_user) == {"INBOX": 0, "Processed": 1, "Failed": 0}
+
+
+@pytest.mark.parametrize("moved_to", ["Processed", "Archive"])
+def test_a_failed_message_a_person_moved_away_is_recorded_where_it_is(
+    make_source, mail_stack, dovecot, imap_user, admin_client, moved_to
+):
+    source_id, run = fail_then_heal(make_source, mail_stack, dovecot, imap_user, seed=4200)
+    with dovecot.connect(imap_user, folder="Failed") as box:
+        if not box.folder.exists(moved_to):
+            box.folder.create(moved_to)
+        box.move(box.uids(), moved_to)
+    assert admin_client.post(f"/runs/{run.id}/resume").status_code == 200
+    row = processed_message(source_id)
+    if moved_to == "Processed":
+        assert row.folder == "Processed" and row.error is None
+    else:  # left where the person put it, and said so
+        assert row.folder == "Failed" and "no longer in Failed" in row.error
+    assert dovecot.status(imap_user, moved_to)["messages"] == 1
+    assert dovecot.status(imap_user, "Failed")["messages"] == 0
 
 
 def test_ten_attachments_make_ten_runs_and_one_move(make_source, dovecot, imap_user):
