@@ -82,6 +82,10 @@ async def run_events(
         last = start
         while True:
             async with async_sessions()() as s:
+                # The state first: a run's last event commits with its end, so once the state read
+                # here is final the events read next include the last one. (Read the other way round,
+                # a run ending between the two reads would end the stream without its last event.)
+                run_state = (await s.execute(select(Run.state).where(Run.id == run_id))).scalar_one()
                 events = (
                     await s.execute(
                         select(RunEvent)
@@ -90,7 +94,6 @@ async def run_events(
                         .limit(500)
                     )
                 ).scalars().all()
-                run_state = (await s.execute(select(Run.state).where(Run.id == run_id))).scalar_one()
             for event in events:
                 last = event.id
                 yield {
