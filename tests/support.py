@@ -56,3 +56,16 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message:
             return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message} (last value: {last!r})")
+
+
+RUN_ENDED = ("succeeded", "failed", "cancelled")
+
+
+def wait_run(client, run_id: str, *, states=RUN_ENDED, timeout: float = 120, interval: float = 0.2) -> dict:
+    """Read GET /runs/{id} until the run is in one of `states` (by default: ended); the run."""
+
+    def reached():
+        run = client.get(f"/runs/{run_id}").json()
+        return run if run["state"] in states else None
+
+    return wait_until(reached, timeout=timeout, interval=interval, message=f"run {run_id} to reach {states}")

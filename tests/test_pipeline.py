@@ -8,17 +8,9 @@ import httpx
 import pytest
 
 from tests.samples import docx
-from tests.support import wait_until
+from tests.support import wait_run
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
-
-
-def wait_run(client, run_id: str) -> dict:
-    def done():
-        run = client.get(f"/runs/{run_id}").json()
-        return run if run["state"] in ("succeeded", "failed", "cancelled") else None
-
-    return wait_until(done, timeout=90, message="the run to end")
 
 
 def test_upload_to_preview_with_images(client, workers, stack_env):

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.support import wait_until
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def submit(client, data: bytes, filename: str) -> str:
@@ -32,13 +30,6 @@ def submit_with_payload(
     engine.send(run)
     return str(run.id)
 
-
-def wait_run(client, run_id: str, states=TERMINAL, timeout: float = 90) -> dict:
-    def check():
-        run = client.get(f"/runs/{run_id}").json()
-        return run if run["state"] in states else None
-
-    return wait_until(check, timeout=timeout, interval=0.2, message=f"run {run_id} to reach {states}")
 
 
 def steps(run: dict) -> dict:

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from tests.llm.documents import press_release, sectioned
-from tests.llm.helpers import steps, submit, submit_with_payload, wait_run
+from tests.llm.helpers import steps, submit, submit_with_payload
+from tests.support import wait_run
 
 pytestmark = [pytest.mark.llm, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 

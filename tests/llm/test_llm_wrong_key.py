@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.llm.documents import press_release
-from tests.llm.helpers import steps, submit, wait_run
+from tests.llm.helpers import steps, submit
+from tests.support import wait_run
 
 pytestmark = [pytest.mark.llm, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 

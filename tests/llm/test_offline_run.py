@@ -8,7 +8,8 @@ import pytest
 
 from app.tasks.steps.transform import OFFLINE_WARNING
 from tests.llm.documents import press_release
-from tests.llm.helpers import steps, submit, wait_run
+from tests.llm.helpers import steps, submit
+from tests.support import wait_run
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 from prometheus_client.parser import text_string_to_metric_families
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def scrape(http) -> dict[tuple, float]:
@@ -57,12 +56,3 @@ def json_lines(text: str) -> list[dict]:
                 pass
     return out
 
-
-def wait_run(client, run_id: str, states=TERMINAL, timeout: float = 90) -> dict:
-    from tests.support import wait_until
-
-    def check():
-        run = client.get(f"/runs/{run_id}").json()
-        return run if run["state"] in states else None
-
-    return wait_until(check, timeout=timeout, interval=0.2, message=f"run {run_id} to reach {states}")

@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fixtures.oss import OSS_BUCKET
+from tests.fixtures.oss import oss_settings
 from tests.fixtures.stack import RedisServer
-from tests.observability.helpers import api_logs, json_lines, wait_run
+from tests.observability.helpers import api_logs, json_lines
 from tests.samples import docx
-from tests.support import wait_for_port
+from tests.support import wait_for_port, wait_run
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis, pytest.mark.oss, pytest.mark.llm]
 
@@ -72,12 +72,7 @@ def secret_stack(stack_env, oss_server, llm_server, tmp_path):
     broker = PasswordRedis(f"redis-pw-{secrets.token_hex(10)}")
     overrides = {
         "REDIS_URL": broker.url,
-        "OSS_ENDPOINT": oss_server.endpoint,
-        "OSS_BUCKET": OSS_BUCKET,
-        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
-        "OSS_ACCESS_KEY_SECRET": oss_server.access_key_secret,
-        "OSS_REGION": oss_server.region,
-        "OSS_PUBLIC_BASE_URL": f"{oss_server.endpoint}/{OSS_BUCKET}",
+        **oss_settings(oss_server),
         "OPENAI_API_KEY": llm_server.api_key,
         "OPENAI_BASE_URL": llm_server.base_url,
         "OPENAI_TIMEOUT": "10",

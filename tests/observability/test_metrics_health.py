@@ -8,9 +8,9 @@ import os
 import pytest
 import redis
 
-from tests.observability.helpers import scrape, value, wait_run
+from tests.observability.helpers import scrape, value
 from tests.samples import docx
-from tests.support import wait_until
+from tests.support import wait_run, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 

@@ -15,16 +15,15 @@ from collections import Counter
 
 import pytest
 
-from tests.fixtures.oss import OSS_BUCKET
+from tests.fixtures.oss import oss_settings
 from tests.resilience.test_faults import media_of, sha
-from tests.support import wait_until
+from tests.support import wait_run, wait_until
 from tests.wordpress.conftest import manuscript, picture, posts_of
 
 pytestmark = [
     pytest.mark.oss, pytest.mark.wordpress, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis,
     pytest.mark.slow,
 ]  # fmt: skip
-TERMINAL = ("succeeded", "failed", "cancelled")
 IMAGES = 8
 
 
@@ -33,12 +32,7 @@ def crash_stack(stack_env, api, oss_server, wordpress, tmp_path):
     from tests.fixtures.stack import isolated_stack
 
     overrides = {
-        "OSS_ENDPOINT": oss_server.endpoint,
-        "OSS_BUCKET": OSS_BUCKET,
-        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
-        "OSS_ACCESS_KEY_SECRET": oss_server.access_key_secret,
-        "OSS_REGION": oss_server.region,
-        "OSS_PUBLIC_BASE_URL": f"{oss_server.endpoint}/{OSS_BUCKET}",
+        **oss_settings(oss_server),
         "WP_URL": wordpress.url,
         "WP_USER": wordpress.user,
         "WP_APP_PASSWORD": wordpress.app_password,
@@ -88,11 +82,7 @@ def test_workers_killed_mid_fan_out_run_finishes_once(client, crash_stack, oss_s
                           message="the sweeper to re-queue the run")  # fmt: skip
     assert run_id in requeued
 
-    def ended():
-        current = client.get(f"/runs/{run_id}").json()
-        return current if current["state"] in TERMINAL else None
-
-    run = wait_until(ended, timeout=120, interval=0.2, message="the run to end")
+    run = wait_run(client, run_id)
     recovery = time.monotonic() - killed_at
     print(f"\nrepetition {repetition}: {stored_before}/{IMAGES} images stored at the kill, "
           f"recovered in {recovery:.1f}s")  # fmt: skip

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from app.core.errors import TRANSIENT_KINDS
-from tests.fixtures.oss import OSS_BUCKET
+from tests.fixtures.oss import OSS_BUCKET, oss_settings
 from tests.servers.faults import RandomFaults, pick, uniforms
 from tests.support import wait_until
 from tests.wordpress.conftest import manuscript, picture, posts_of
@@ -186,12 +186,7 @@ def faulty_stack(stack_env, api, oss_server, llm_server, wordpress, tmp_path):
     from tests.fixtures.stack import isolated_stack
 
     overrides = {
-        "OSS_ENDPOINT": oss_server.endpoint,
-        "OSS_BUCKET": OSS_BUCKET,
-        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
-        "OSS_ACCESS_KEY_SECRET": oss_server.access_key_secret,
-        "OSS_REGION": oss_server.region,
-        "OSS_PUBLIC_BASE_URL": f"{oss_server.endpoint}/{OSS_BUCKET}",
+        **oss_settings(oss_server),
         "OPENAI_API_KEY": llm_server.api_key,
         "OPENAI_BASE_URL": llm_server.base_url,
         "OPENAI_TIMEOUT": str(OPENAI_TIMEOUT),

@@ -122,3 +122,5 @@ def test_postgres_restarted_under_load(stack_env, tmp_path):
 
         db.reset_engines()
         pg.stop()
+    # the postmaster the restart started is stopped too, not left running after the tests
+    assert not (pg.data_dir / "postmaster.pid").exists()

@@ -21,9 +21,9 @@ import uuid
 import httpx
 import pytest
 
-from tests.fixtures.oss import OSS_BUCKET
+from tests.fixtures.oss import oss_settings
 from tests.security.test_routes import served_routes
-from tests.support import wait_until
+from tests.support import wait_run
 from tests.wordpress.conftest import manuscript, picture
 
 pytestmark = [
@@ -52,11 +52,7 @@ def secret_stack(stack_env, api, oss_server, llm_server, wordpress, tmp_path):
     from tests.fixtures.stack import isolated_stack
 
     overrides = {
-        "OSS_ENDPOINT": oss_server.endpoint,
-        "OSS_BUCKET": OSS_BUCKET,
-        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
-        "OSS_ACCESS_KEY_SECRET": oss_server.access_key_secret,
-        "OSS_REGION": oss_server.region,
+        **oss_settings(oss_server, public_urls=False),
         "OPENAI_API_KEY": llm_server.api_key,
         "OPENAI_BASE_URL": llm_server.base_url,
         "WP_URL": wordpress.url,
@@ -119,8 +115,7 @@ def test_no_secret_in_any_api_answer_after_a_full_run(client, admin_client, secr
     submitted = client.post("/documents", files={"file": ("secret-run.docx", data)})
     assert submitted.status_code == 201, submitted.text
     run_id = submitted.json()["run"]["id"]
-    run = wait_until(lambda: (r := client.get(f"/runs/{run_id}").json())["state"] in ("succeeded", "failed") and r,
-                     timeout=120, interval=0.3, message="the run to end")  # fmt: skip
+    run = wait_run(client, run_id)
     assert run["state"] == "succeeded", run["error"]
     # And a failed call that names a service: the site with the wrong password, tested.
     assert admin_client.post(f"/sites/{site.json()['id']}/test").json()["ok"] is False

@@ -23,7 +23,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Inches
 
-from tests.support import wait_until
+from tests.support import wait_run
 from tests.wordpress.conftest import picture, posts_of
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.llm, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
@@ -119,13 +119,7 @@ def xss_stack(stack_env, api, wordpress, llm_server_session, tmp_path_factory):
 def publish(client, data: bytes, name: str) -> dict:
     response = client.post("/documents", files={"file": (name, data)})
     assert response.status_code == 201, response.text
-    run_id = response.json()["run"]["id"]
-
-    def done():
-        run = client.get(f"/runs/{run_id}").json()
-        return run if run["state"] in ("succeeded", "failed", "cancelled") else None
-
-    run = wait_until(done, timeout=120, interval=0.3, message="the run to end")
+    run = wait_run(client, response.json()["run"]["id"])
     assert run["state"] == "succeeded", run["error"]
     return run
 

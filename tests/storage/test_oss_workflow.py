@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.oss import OSS_BUCKET
+from tests.fixtures.oss import OSS_BUCKET, oss_settings
 from tests.samples import docx
-from tests.support import wait_until
+from tests.support import wait_run
 
 pytestmark = [pytest.mark.oss, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -16,12 +16,7 @@ def oss_stack(stack_env, oss_server, tmp_path):
     from tests.fixtures.stack import isolated_stack
 
     overrides = {
-        "OSS_ENDPOINT": oss_server.endpoint,
-        "OSS_BUCKET": OSS_BUCKET,
-        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
-        "OSS_ACCESS_KEY_SECRET": oss_server.access_key_secret,
-        "OSS_REGION": oss_server.region,
-        "OSS_PUBLIC_BASE_URL": f"{oss_server.endpoint}/{OSS_BUCKET}",
+        **oss_settings(oss_server),
     }
     with isolated_stack(stack_env, tmp_path, overrides, io=24) as stack:
         yield stack
@@ -30,13 +25,7 @@ def oss_stack(stack_env, oss_server, tmp_path):
 def submit_and_wait(client, data: bytes, name: str) -> dict:
     response = client.post("/documents", files={"file": (name, data)})
     assert response.status_code == 201, response.text
-    run_id = response.json()["run"]["id"]
-
-    def done():
-        run = client.get(f"/runs/{run_id}").json()
-        return run if run["state"] in ("succeeded", "failed", "cancelled") else None
-
-    return wait_until(done, timeout=90, message="the run to end")
+    return wait_run(client, response.json()["run"]["id"])
 
 
 def test_twenty_images_upload_in_parallel_and_once(client, oss_server, oss_stack):
@@ -82,11 +71,8 @@ def test_wrong_credentials_fail_the_step_with_bucket_and_key_but_no_secret(clien
     from tests.fixtures.stack import isolated_stack
 
     overrides = {
-        "OSS_ENDPOINT": oss_server.endpoint,
-        "OSS_BUCKET": OSS_BUCKET,
-        "OSS_ACCESS_KEY_ID": oss_server.access_key_id,
+        **oss_settings(oss_server, public_urls=False),
         "OSS_ACCESS_KEY_SECRET": "not-the-right-secret-123",
-        "OSS_REGION": oss_server.region,
     }
     from sqlalchemy import func, select
 

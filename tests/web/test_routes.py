@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.samples import docx
-from tests.support import wait_until
+from tests.support import wait_run
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -16,8 +16,7 @@ def test_the_original_needs_the_preview_token_and_runs_no_script(client, anon, w
     upload = client.post("/documents", files={"file": ("original.docx", docx("Original text", images=1, seed=9090))})
     assert upload.status_code == 201, upload.text
     run_id = upload.json()["run"]["id"]
-    run = wait_until(lambda: (r := client.get(f"/runs/{run_id}").json())["state"] in ("succeeded", "failed") and r,
-                     timeout=60, message="the run to end")
+    run = wait_run(client, run_id)
     article = client.get(f"/articles/{run['article_id']}").json()
     token = parse_qs(urlsplit(article["preview_url"]).query)["token"][0]
 

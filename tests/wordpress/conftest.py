@@ -17,9 +17,7 @@ from docx import Document
 from docx.shared import Inches
 from PIL import Image
 
-from tests.support import wait_until
 
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 # --- manuscripts ------------------------------------------------------------------------------------
@@ -85,13 +83,6 @@ def submit(client: httpx.Client, data: bytes, filename: str = "manuscript.docx",
     assert response.status_code == 201, response.text
     return response.json()
 
-
-def wait_run(client: httpx.Client, run_id: str, timeout: float = 120, states=TERMINAL) -> dict:
-    def done():
-        run = client.get(f"/runs/{run_id}").json()
-        return run if run["state"] in states else None
-
-    return wait_until(done, timeout=timeout, interval=0.3, message=f"run {run_id} to reach {states}")
 
 
 def steps(run: dict) -> dict[str, dict]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.wordpress.conftest import manuscript, publish_step, submit, wait_run
+from tests.wordpress.conftest import manuscript, publish_step, submit
+from tests.support import wait_run
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 

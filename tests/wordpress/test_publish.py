@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.support import wait_until
+from tests.support import wait_run, wait_until
 from tests.wordpress.conftest import (
     manuscript,
     marker,
@@ -23,7 +23,6 @@ from tests.wordpress.conftest import (
     publish_step,
     rerun,
     submit,
-    wait_run,
     wp_get,
 )
 

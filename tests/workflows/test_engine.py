@@ -9,10 +9,9 @@ import httpx
 import pytest
 import redis
 
-from tests.support import wait_until
+from tests.support import RUN_ENDED, wait_run, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 @pytest.fixture
@@ -26,13 +25,6 @@ def start(client, name: str, **payload) -> str:
     return response.json()["id"]
 
 
-def wait_state(client, run_id: str, states=TERMINAL, timeout: float = 60) -> dict:
-    def check():
-        run = client.get(f"/runs/{run_id}").json()
-        return run if run["state"] in states else None
-
-    return wait_until(check, timeout=timeout, interval=0.1, message=f"run {run_id} to reach {states}")
-
 
 def steps_by_name(run: dict) -> dict:
     return {s["name"]: s for s in run["steps"]}
@@ -45,7 +37,7 @@ def count(r, run_id: str, label: str) -> int:
 @pytest.mark.parametrize("n", [0, 1, 50])
 def test_fan_out_of_n_items(client, workers, r, n):
     run_id = start(client, "t_fanout", count=n)
-    run = wait_state(client, run_id)
+    run = wait_run(client, run_id)
     assert run["state"] == "succeeded", run["error"]
     each = steps_by_name(run)["each"]
     assert each["state"] == "succeeded"
@@ -62,7 +54,7 @@ def test_fan_out_of_n_items(client, workers, r, n):
 
 def test_failing_item_fails_the_run_and_resume_reruns_only_that_item(client, workers, r):
     run_id = start(client, "t_fanout", count=6, fail_items=[3])
-    wait_state(client, run_id)
+    wait_run(client, run_id)
 
     def settled():  # the run fails at once; the other items of the fan-out still finish
         run = client.get(f"/runs/{run_id}").json()
@@ -83,7 +75,7 @@ def test_failing_item_fails_the_run_and_resume_reruns_only_that_item(client, wor
     r.set(f"test:{run_id}:heal", "1")  # the cause is fixed
     resumed = client.post(f"/runs/{run_id}/resume")
     assert resumed.status_code == 200, resumed.text
-    run = wait_state(client, run_id)
+    run = wait_run(client, run_id)
     assert run["state"] == "succeeded", run["error"]
     assert count(r, run_id, "each[3]") == 2  # the failed item ran again
     assert all(count(r, run_id, f"each[{i}]") == 1 for i in (0, 1, 2, 4, 5))  # the others did not
@@ -111,7 +103,7 @@ def test_cancel_in_the_middle_of_a_fan_out(client, workers, r):
 
 def test_when_false_skips_retries_are_recorded_then_approval(client, workers, r):
     run_id = start(client, "t_control", failures=2)
-    run = wait_state(client, run_id, states=("awaiting_approval", *TERMINAL))
+    run = wait_run(client, run_id, states=("awaiting_approval", *RUN_ENDED))
     assert run["state"] == "awaiting_approval", run["error"]
     steps = steps_by_name(run)
     assert steps["maybe"]["state"] == "skipped"
@@ -127,7 +119,7 @@ def test_when_false_skips_retries_are_recorded_then_approval(client, workers, r)
 
     approved = client.post(f"/runs/{run_id}/approve")
     assert approved.status_code == 200, approved.text
-    run = wait_state(client, run_id)
+    run = wait_run(client, run_id)
     assert run["state"] == "succeeded"
     assert steps_by_name(run)["gate"]["approved_at"] is not None
     assert count(r, run_id, "first") == 1 and count(r, run_id, "gate") == 1 and count(r, run_id, "last") == 1
@@ -135,7 +127,7 @@ def test_when_false_skips_retries_are_recorded_then_approval(client, workers, r)
 
 def test_reject_ends_the_run_with_who_and_why(client, workers, r):
     run_id = start(client, "t_control")
-    wait_state(client, run_id, states=("awaiting_approval",))
+    wait_run(client, run_id, states=("awaiting_approval",))
     response = client.post(f"/runs/{run_id}/reject", json={"reason": "off topic"})
     assert response.status_code == 200
     run = response.json()
@@ -148,14 +140,14 @@ def test_reject_ends_the_run_with_who_and_why(client, workers, r):
 
 def test_when_true_runs_the_step(client, workers, r):
     run_id = start(client, "t_control", skip=False)
-    run = wait_state(client, run_id, states=("awaiting_approval", *TERMINAL))
+    run = wait_run(client, run_id, states=("awaiting_approval", *RUN_ENDED))
     assert steps_by_name(run)["maybe"]["state"] == "succeeded"
     client.post(f"/runs/{run_id}/reject")
 
 
 def test_nested_group_in_chain_in_chord(client, workers, r):
     run_id = start(client, "t_nested")
-    run = wait_state(client, run_id)
+    run = wait_run(client, run_id)
     assert run["state"] == "succeeded", run["error"]
     order = r.lrange(f"test:{run_id}:order", 0, -1)
     assert sorted(order) == sorted("abcdefg")
@@ -201,7 +193,7 @@ def test_events_arrive_in_order_and_the_stream_closes(api, editor_token, client,
 
 def test_run_records_its_definition_and_version(client, workers):
     run_id = start(client, "t_fanout", count=1)
-    run = wait_state(client, run_id)
+    run = wait_run(client, run_id)
     assert run["workflow"] == "t_fanout" and run["workflow_version"] == 1
     assert [s["id"] for s in run["definition"]["steps"]] == ["produce", "each", "final"]
 
@@ -234,10 +226,10 @@ def test_worker_killed_mid_step_restarted_run_finishes_once(client, stack_env, t
         outcome = wait_until(lambda: sweep(stuck_after=1)["requeued"], timeout=30, interval=0.5,
                              message="the sweeper to re-queue the run")
         assert run_id in outcome
-        run = wait_state(client, run_id, states=("awaiting_approval", *TERMINAL), timeout=60)
+        run = wait_run(client, run_id, states=("awaiting_approval", *RUN_ENDED), timeout=60)
         assert run["state"] == "awaiting_approval", run["error"]
         client.post(f"/runs/{run_id}/approve")
-        run = wait_state(client, run_id)
+        run = wait_run(client, run_id)
         assert run["state"] == "succeeded"
         assert count(r, run_id, "first") == 1 and count(r, run_id, "flaky") == 1
         assert count(r, run_id, "long") == 2  # interrupted once, finished once
