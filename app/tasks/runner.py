@@ -26,7 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from app.core.config import get_settings
 from app.core.db import session_scope
-from app.core.errors import CopydeskError, StepTimeout, describe, error_code, error_kinds
+from app.core.errors import CopydeskError, NotFound, StepTimeout, describe, error_code, error_kinds
 from app.core.logging import add_to_log_context, log_context
 from app.models import Document, Run, Step
 from app.tasks.celery_app import celery_app
@@ -127,21 +127,41 @@ class RunInfo:
     document_id: uuid.UUID | None
 
 
-_definitions: dict[uuid.UUID, WorkflowDef] = {}
+# What a run is (its definition, payload and document) is fixed when it is created: read once per
+# process, not on every transition. Bounded: a worker runs many runs in its life.
+_runs: dict[uuid.UUID, RunInfo] = {}
 
 
-def load_run(session, run_id: uuid.UUID) -> tuple[Run, RunInfo]:
-    """The run, locked for this transaction, and the definition it runs (parsed once per process)."""
-    try:
-        run = state.lock_run(session, run_id)
-    except CopydeskError:
-        raise Ignore() from None  # the run was deleted: nothing to do
-    wf = _definitions.get(run_id)
-    if wf is None:
-        if len(_definitions) > 512:
-            _definitions.clear()
-        wf = _definitions[run_id] = WorkflowDef.model_validate(run.definition)
-    return run, RunInfo(wf=wf, payload=dict(run.payload or {}), document_id=run.document_id)
+def run_info(session, run_id: uuid.UUID) -> RunInfo:
+    info = _runs.get(run_id)
+    if info is None:
+        row = session.execute(
+            select(Run.definition, Run.payload, Run.document_id).where(Run.id == run_id)
+        ).one_or_none()
+        if row is None:
+            raise Ignore()  # the run was deleted: nothing to do
+        if len(_runs) > 512:
+            _runs.clear()
+        info = _runs[run_id] = RunInfo(
+            wf=WorkflowDef.model_validate(row.definition), payload=row.payload or {}, document_id=row.document_id
+        )
+    return info
+
+
+# The results an item's step kind sees: those of the steps that had succeeded when its fan-out
+# started. Succeeded steps never run again (resume re-runs only failed ones), so they are read once
+# per fan-out and process instead of once per item.
+_item_inputs: dict[tuple[uuid.UUID, str], dict[str, dict]] = {}
+
+
+def _inputs_of_items(session, run_id: uuid.UUID, step_name: str) -> dict[str, dict]:
+    key = (run_id, step_name)
+    results = _item_inputs.get(key)
+    if results is None:
+        if len(_item_inputs) > 512:
+            _item_inputs.clear()
+        results = _item_inputs[key] = _results(session, run_id)
+    return results
 
 
 def _condition_data(session, run_id: uuid.UUID, info: RunInfo) -> dict[str, Any]:
@@ -220,11 +240,14 @@ def _call_with_retries(task: Task, ctx: StepContext, policy: RetryPolicy, func, 
 
 
 def _claim(claim_fn, poll: float = 0.5):
-    """Open one transaction: load and lock the run, claim the step or item, read what the step needs.
+    """Open one transaction: lock the run, claim the step or item, read what the step needs.
     While another live execution holds the claim, wait for it to finish or go stale."""
     while True:
-        with session_scope(relaxed_commit=True) as session:
-            out = claim_fn(session)
+        try:
+            with session_scope(relaxed_commit=True) as session:
+                out = claim_fn(session)
+        except NotFound:
+            raise Ignore() from None  # the run was deleted: nothing to do
         if out[0].outcome != "busy":
             return out
         time.sleep(poll)
@@ -253,7 +276,7 @@ def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, 
     worker = _worker_id(task)
 
     def claim(session):
-        _, info = load_run(session, run_id)
+        info = run_info(session, run_id)
         step_def = info.wf.by_id[step_name]
         outcome = state.claim_step(session, run_id, step_name, worker, needs_approval=step_def.approval)
         data = _condition_data(session, run_id, info) if outcome.outcome == "run" else {}
@@ -282,7 +305,7 @@ def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, 
                 run_id=run_id,
                 step=step_name,
                 kind=step_def.kind,
-                payload=info.payload,
+                payload=dict(info.payload),
                 options=step_def.options,
                 document_id=info.document_id,
                 attempt=claim.attempts + 1,
@@ -350,9 +373,9 @@ def _run_item(task: Task, run_id: uuid.UUID, step_name: str, index: int) -> dict
     worker = _worker_id(task)
 
     def claim(session):
-        _, info = load_run(session, run_id)
+        info = run_info(session, run_id)
         outcome, value = state.claim_item(session, run_id, step_name, index, worker)
-        results = _results(session, run_id) if outcome.outcome == "run" else {}
+        results = _inputs_of_items(session, run_id, step_name) if outcome.outcome == "run" else {}
         return outcome, info, value, results
 
     claim, info, value, results = _claim(claim)
@@ -371,13 +394,13 @@ def _run_item(task: Task, run_id: uuid.UUID, step_name: str, index: int) -> dict
                 run_id=run_id,
                 step=step_name,
                 kind=step_def.kind,
-                payload=info.payload,
+                payload=dict(info.payload),
                 options=step_def.options,
                 document_id=info.document_id,
                 attempt=claim.attempts + 1,
                 index=index,
                 item=value,
-                results=results,
+                results=dict(results),
             )
             result = _execute(task, ctx, info.wf.retry_of(step_def), index)
             with session_scope(relaxed_commit=True) as session:

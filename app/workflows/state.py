@@ -2,7 +2,12 @@
 
 Concurrency rules:
 - Every transition locks the run row first (`SELECT … FOR UPDATE`), so a run's events get ids in
-  commit order (the SSE stream relies on it) and progress counts never lose an update.
+  commit order (the SSE stream relies on it) and progress counts never lose an update. Rows read
+  after that lock are current: every writer of a step or item holds it.
+- The transitions every step and fan-out item makes (claim, success) are a few Core statements on
+  the tables, not ORM objects: they run for every item of every fan-out, and the ORM's unit of work
+  was most of the engine's CPU per item. The rare ones (failures, retries, cancel, resume) use the
+  ORM; a transaction updates rows in one style or the other, never both.
 - A step or item is *claimed* before its work starts: the claim records the executing task and a
   heartbeat. A second delivery of the same work (acks_late redelivery, a sweeper re-queue) finds the
   claim and waits for it, or finds the work done and returns its stored result. A claim whose heartbeat
@@ -16,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import String, bindparam, case, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
@@ -30,7 +36,7 @@ def now() -> datetime:
 
 def add_event(
     session: Session,
-    run: Run,
+    run: Run | uuid.UUID,
     kind: str,
     state: str,
     *,
@@ -39,10 +45,9 @@ def add_event(
     message: str | None = None,
     data: dict | None = None,
 ) -> None:
+    run_id = run.id if isinstance(run, Run) else run
     session.add(
-        RunEvent(
-            run_id=run.id, kind=kind, state=state, step=step, item=item, message=message, data=data or {}
-        )
+        RunEvent(run_id=run_id, kind=kind, state=state, step=step, item=item, message=message, data=data or {})
     )
 
 
@@ -74,7 +79,20 @@ def get_item(session: Session, step: Step, index: int, *, lock: bool = False) ->
     return session.execute(query).scalar_one()
 
 
-# --- creating runs ---------------------------------------------------------------------------
+runs, steps, items, events = Run.__table__, Step.__table__, StepItem.__table__, RunEvent.__table__
+
+
+def lock_run_row(session: Session, run_id: uuid.UUID, *columns):
+    """Core twin of lock_run: the run row locked, only the columns asked for (its definition and
+    payload are read once per process, not on every transition)."""
+    row = session.execute(
+        select(*(columns or (runs.c.state,))).where(runs.c.id == run_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        from app.core.errors import NotFound
+
+        raise NotFound(f"run {run_id} does not exist")
+    return row
 
 
 def create_run(
@@ -149,79 +167,209 @@ class Claim:
     row_id: uuid.UUID | None = None  # the claimed step or item
 
 
-def _claim_row(row, run: Run, worker: str, *, stale_before: datetime) -> Claim:
-    if run.state == "cancelled" or row.state == "cancelled":
+def _decide(row, run_state: str, worker: str, *, stale_before: datetime, fan_out_parent: bool = False) -> Claim:
+    """What a delivery of a step or item does, from its row (state, attempts, result, claimed_by,
+    heartbeat_at) and its run's state. The claim statements below encode the "run" case in SQL."""
+    if run_state == "cancelled" or row.state == "cancelled":
         return Claim("cancelled")
     if row.state in STEP_DONE:
         return Claim("done", row.attempts, row.result)
     if row.state == "failed":
         return Claim("failed", row.attempts)
     # A fan-out step's own work (creating items, launching their chord) is idempotent: never "busy".
-    fan_out_parent = isinstance(row, Step) and row.items_total is not None
     live = row.heartbeat_at is not None and row.heartbeat_at > stale_before
     if row.state == "running" and live and row.claimed_by != worker and not fan_out_parent:
         return Claim("busy", row.attempts)
-    row.state = "running"
-    row.claimed_by = worker
-    row.heartbeat_at = now()
-    row.started_at = row.started_at or now()
-    row.next_attempt_at = None
     return Claim("run", row.attempts)
+
+
+def _stale_before() -> datetime:
+    return now() - timedelta(seconds=get_settings().heartbeat_timeout)
+
+
+# The hot transitions, each one statement after the run lock. Their sub-statements may run in any
+# order: that is safe because every other writer of this run's steps and items holds the run lock
+# first, and the heartbeat skips locked rows. Sub-statements all see the rows as they were before
+# the statement, hence the explicit adjustments (e.g. the step being counted as done).
+_CLAIMABLE = """(t.state IN ('pending', 'retrying')
+           OR (t.state = 'running' AND (t.claimed_by = :worker OR t.heartbeat_at IS NULL
+                                        OR t.heartbeat_at <= :stale_before)))"""
+
+_CLAIM_ITEM = text(f"""
+WITH claimed AS (
+    UPDATE step_items AS t
+    SET state = 'running', claimed_by = :worker, heartbeat_at = :now, next_attempt_at = NULL,
+        started_at = coalesce(t.started_at, :now), updated_at = :now
+    FROM steps AS s
+    WHERE s.id = t.step_id AND s.run_id = :run_id AND s.name = :step AND t.index = :index AND {_CLAIMABLE}
+    RETURNING t.id, t.attempts, t.key, t.value
+), event AS (
+    INSERT INTO run_events (run_id, at, kind, state, step, item, data)
+    SELECT :run_id, :now, 'item', 'running', :step, :index, jsonb_build_object('key', key) FROM claimed
+)
+SELECT id, attempts, value FROM claimed
+""").bindparams(bindparam("run_id", type_=UUID))
+
+_CLAIM_STEP = text(f"""
+WITH claimed AS (
+    UPDATE steps AS t
+    SET state = 'running', claimed_by = :worker, heartbeat_at = :now, next_attempt_at = NULL,
+        started_at = coalesce(t.started_at, :now), updated_at = :now
+    WHERE t.run_id = :run_id AND t.name = :step AND (t.approved_at IS NOT NULL OR NOT :needs_approval)
+      AND ({_CLAIMABLE} OR (t.state = 'running' AND t.items_total IS NOT NULL))
+    RETURNING t.id, t.attempts
+), run AS (
+    UPDATE runs SET state = 'running', started_at = coalesce(started_at, :now), updated_at = :now
+    WHERE id = :run_id AND state IN ('queued', 'awaiting_approval') AND EXISTS (SELECT FROM claimed)
+    RETURNING id
+), event AS (
+    INSERT INTO run_events (run_id, at, kind, state, step, data)
+    SELECT :run_id, :now, kind, 'running', step, data FROM (
+        SELECT 1 AS n, 'run' AS kind, NULL AS step, '{{}}'::jsonb AS data FROM run
+        UNION ALL
+        SELECT 2, 'step', :step, jsonb_build_object('attempt', attempts + 1) FROM claimed
+    ) AS new ORDER BY n
+)
+SELECT id, attempts FROM claimed
+""").bindparams(bindparam("run_id", type_=UUID))
+
+_ITEM_SUCCEEDED = text("""
+WITH item AS (
+    SELECT i.id, i.step_id, i.key FROM step_items AS i JOIN steps AS s ON s.id = i.step_id
+    WHERE s.run_id = :run_id AND s.name = :step AND i.index = :index AND i.state <> 'succeeded'
+), done_item AS (
+    UPDATE step_items AS t
+    SET attempts = t.attempts + 1, state = 'succeeded', result = :result, error = NULL, error_code = NULL,
+        finished_at = :now, claimed_by = NULL, updated_at = :now
+    FROM item WHERE t.id = item.id
+), done_step AS (
+    UPDATE steps AS t SET items_done = t.items_done + 1, updated_at = :now FROM item WHERE t.id = item.step_id
+), run AS (
+    UPDATE runs AS t SET progress_done = t.progress_done + 1, warnings = :warnings, updated_at = :now
+    FROM item WHERE t.id = :run_id
+    RETURNING t.progress_done, t.progress_total
+)
+INSERT INTO run_events (run_id, at, kind, state, step, item, data)
+SELECT :run_id, :now, 'item', 'succeeded', :step, :index,
+       jsonb_build_object('key', item.key, 'progress', jsonb_build_array(run.progress_done, run.progress_total))
+FROM item, run
+""").bindparams(bindparam("run_id", type_=UUID), bindparam("result", type_=JSONB), bindparam("warnings", type_=JSONB))
+
+# Progress as refresh_progress counts it, with the step named :step counted as done (sub-statements
+# do not see each other's changes, so the step's own update is not visible to the count).
+_COUNTS = """counts AS (
+    SELECT coalesce(sum(CASE WHEN items_total > 0 THEN items_total ELSE 1 END), 0) AS total,
+           coalesce(sum(CASE WHEN name = :step AND items_total > 0 THEN items_total
+                             WHEN name = :step THEN 1
+                             WHEN items_total > 0 THEN items_done
+                             WHEN state IN ('succeeded', 'skipped') THEN 1 ELSE 0 END), 0) AS done
+    FROM steps WHERE run_id = :run_id
+), run AS (
+    UPDATE runs AS t SET progress_done = counts.done, progress_total = counts.total, updated_at = :now {run_values}
+    FROM counts WHERE t.id = :run_id
+    RETURNING t.progress_done, t.progress_total
+)"""
+
+
+def _step_succeeded_sql(step_values: str, run_values: str):
+    return text(f"""
+WITH done_step AS (
+    UPDATE steps AS t
+    SET state = 'succeeded', summary = :summary, finished_at = :now, claimed_by = NULL, updated_at = :now,
+        {step_values}
+    WHERE t.run_id = :run_id AND t.name = :step
+), {_COUNTS.format(run_values=run_values)}
+INSERT INTO run_events (run_id, at, kind, state, step, message, data)
+SELECT :run_id, :now, 'step', 'succeeded', :step, :summary,
+       jsonb_build_object('progress', jsonb_build_array(run.progress_done, run.progress_total))
+FROM run
+""")
+
+
+_STEP_SUCCEEDED = _step_succeeded_sql(
+    "attempts = t.attempts + 1, result = :result, error = NULL, error_code = NULL", ", warnings = :warnings"
+).bindparams(bindparam("run_id", type_=UUID), bindparam("result", type_=JSONB), bindparam("warnings", type_=JSONB))
+# A fan-out step succeeds through its fan-in, once all its items have.
+_FAN_OUT_SUCCEEDED = _step_succeeded_sql(
+    "attempts = greatest(t.attempts, 1), items_done = :items", ""
+).bindparams(bindparam("run_id", type_=UUID))
+
+_RUN_SUCCEEDED = text(f"""
+WITH {_COUNTS.format(run_values=", state = 'succeeded', finished_at = :now")}
+INSERT INTO run_events (run_id, at, kind, state, data)
+SELECT :run_id, :now, 'run', 'succeeded',
+       jsonb_build_object('progress', jsonb_build_array(run.progress_done, run.progress_total))
+FROM run
+""").bindparams(bindparam("run_id", type_=UUID), bindparam("step", type_=String))
 
 
 def claim_step(
     session: Session, run_id: uuid.UUID, name: str, worker: str, *, needs_approval: bool = False
 ) -> Claim:
-    run = lock_run(session, run_id)
-    step = get_step(session, run_id, name, lock=True)
+    run = lock_run_row(session, run_id, runs.c.state)
+    if run.state != "cancelled":
+        row = session.execute(
+            _CLAIM_STEP,
+            {"run_id": run_id, "step": name, "worker": worker, "now": now(), "stale_before": _stale_before(),
+             "needs_approval": needs_approval},
+        ).one_or_none()
+        if row is not None:
+            return Claim("run", row.attempts, row_id=row.id)
+    # Not claimable: find out why (done, failed, busy, cancelled) or wait for approval.
+    step = session.execute(
+        select(steps.c.id, steps.c.state, steps.c.attempts, steps.c.result, steps.c.claimed_by,
+               steps.c.heartbeat_at, steps.c.items_total, steps.c.approved_at)
+        .where(steps.c.run_id == run_id, steps.c.name == name)
+    ).one()
     if step.state == "awaiting_approval":
         return Claim("awaiting_approval")
-    stale = now() - timedelta(seconds=get_settings().heartbeat_timeout)
-    claim = _claim_row(step, run, worker, stale_before=stale)
-    if claim.outcome == "run" and needs_approval and step.approved_at is None:
-        step.state = "awaiting_approval"
-        step.claimed_by = None
-        run.state = "awaiting_approval"
-        add_event(session, run, "step", "awaiting_approval", step=name)
-        add_event(session, run, "run", "awaiting_approval", message=f"step '{name}' waits for approval")
-        return Claim("awaiting_approval")
-    if claim.outcome == "run":
-        claim.row_id = step.id
-        if run.state in ("queued", "awaiting_approval"):
-            run.state = "running"
-            run.started_at = run.started_at or now()
-            add_event(session, run, "run", "running")
-        add_event(session, run, "step", "running", step=name, data={"attempt": step.attempts + 1})
-    return claim
+    claim = _decide(step, run.state, worker, stale_before=_stale_before(), fan_out_parent=step.items_total is not None)
+    if claim.outcome != "run":
+        return claim
+    if not needs_approval or step.approved_at is not None:  # a heartbeat went stale just now: try again
+        return Claim("busy", step.attempts)
+    session.execute(update(steps).where(steps.c.id == step.id).values(state="awaiting_approval", claimed_by=None))
+    session.execute(update(runs).where(runs.c.id == run_id).values(state="awaiting_approval"))
+    add_event(session, run_id, "step", "awaiting_approval", step=name)
+    add_event(session, run_id, "run", "awaiting_approval", message=f"step '{name}' waits for approval")
+    return Claim("awaiting_approval")
 
 
 def claim_item(session: Session, run_id: uuid.UUID, name: str, index: int, worker: str) -> tuple[Claim, Any]:
-    run = lock_run(session, run_id)
-    step = get_step(session, run_id, name)
-    item = get_item(session, step, index, lock=True)
-    stale = now() - timedelta(seconds=get_settings().heartbeat_timeout)
-    claim = _claim_row(item, run, worker, stale_before=stale)
-    if claim.outcome == "run":
-        claim.row_id = item.id
-        add_event(session, run, "item", "running", step=name, item=index, data={"key": item.key})
-    return claim, (item.value or {}).get("value")
+    run = lock_run_row(session, run_id, runs.c.state)
+    if run.state != "cancelled":
+        row = session.execute(
+            _CLAIM_ITEM,
+            {"run_id": run_id, "step": name, "index": index, "worker": worker, "now": now(),
+             "stale_before": _stale_before()},
+        ).one_or_none()
+        if row is not None:
+            return Claim("run", row.attempts, row_id=row.id), (row.value or {}).get("value")
+    item = session.execute(
+        select(items.c.state, items.c.attempts, items.c.result, items.c.claimed_by, items.c.heartbeat_at)
+        .join(steps, steps.c.id == items.c.step_id)
+        .where(steps.c.run_id == run_id, steps.c.name == name, items.c.index == index)
+    ).one()
+    claim = _decide(item, run.state, worker, stale_before=_stale_before())
+    if claim.outcome == "run":  # claimable a moment ago: a heartbeat just went stale; try again
+        claim = Claim("busy", item.attempts)
+    return claim, None
 
 
 def heartbeat(session: Session, rows: list[tuple[str, uuid.UUID]]) -> None:
-    """Refresh the heartbeat of the steps/items this process is working on."""
+    """Refresh the heartbeat of the steps/items this process is working on. Rows locked by a
+    transition are skipped (it is ending or renewing the claim anyway): the heartbeat never waits, so
+    it cannot deadlock with a transition that holds the run lock."""
     stamp = now()
-    step_ids = [i for kind, i in rows if kind == "step"]
-    item_ids = [i for kind, i in rows if kind == "item"]
-    if step_ids:
-        session.execute(
-            update(Step).where(Step.id.in_(step_ids), Step.state == "running").values(heartbeat_at=stamp)
-        )
-    if item_ids:
-        session.execute(
-            update(StepItem)
-            .where(StepItem.id.in_(item_ids), StepItem.state == "running")
-            .values(heartbeat_at=stamp)
-        )
+    for table, kind in ((steps, "step"), (items, "item")):
+        ids = [i for k, i in rows if k == kind]
+        if ids:
+            free = select(table.c.id).where(table.c.id.in_(ids), table.c.state == "running")
+            session.execute(
+                update(table)
+                .where(table.c.id.in_(free.with_for_update(skip_locked=True).scalar_subquery()))
+                .values(heartbeat_at=stamp)
+            )
 
 
 # --- outcomes ------------------------------------------------------------------------------------
@@ -232,12 +380,6 @@ def _log_attempt(row, error: str, code: str, wait: float | None) -> None:
     if wait is not None:
         entry["next_wait"] = round(wait, 3)
     row.attempt_log = [*row.attempt_log, entry]
-
-
-def _add_warnings(run: Run, warnings: list[str]) -> None:
-    new = [w for w in warnings if w not in run.warnings]
-    if new:
-        run.warnings = [*run.warnings, *new]
 
 
 def record_retry(
@@ -269,28 +411,18 @@ def _row(session: Session, run_id: uuid.UUID, name: str, index: int | None, *, l
     return step if index is None else get_item(session, step, index, lock=lock)
 
 
+def _with_warnings(current: list[str], warnings: list[str]) -> list[str]:
+    return [*current, *(w for w in dict.fromkeys(warnings) if w not in current)]
+
+
 def step_succeeded(
     session: Session, run_id: uuid.UUID, name: str, result: dict | None, warnings: list[str], summary: str | None
 ) -> None:
-    run = lock_run(session, run_id)
-    step = get_step(session, run_id, name, lock=True)
-    step.attempts += 1
-    step.state = "succeeded"
-    step.result = result
-    step.summary = summary
-    step.error = step.error_code = None
-    step.finished_at = now()
-    step.claimed_by = None
-    _add_warnings(run, warnings)
-    refresh_progress(session, run)
-    add_event(
-        session,
-        run,
-        "step",
-        "succeeded",
-        step=name,
-        message=summary,
-        data={"progress": [run.progress_done, run.progress_total]},
+    run = lock_run_row(session, run_id, runs.c.warnings)
+    session.execute(
+        _STEP_SUCCEEDED,
+        {"run_id": run_id, "step": name, "result": result, "summary": summary, "now": now(),
+         "warnings": _with_warnings(run.warnings, warnings)},
     )
 
 
@@ -379,30 +511,13 @@ def _item_key(value: Any) -> str:
 def item_succeeded(
     session: Session, run_id: uuid.UUID, name: str, index: int, result: dict | None, warnings: list[str]
 ) -> None:
-    run = lock_run(session, run_id)
-    step = get_step(session, run_id, name, lock=True)
-    item = get_item(session, step, index, lock=True)
-    if item.state == "succeeded":
-        return
-    item.attempts += 1
-    item.state = "succeeded"
-    item.result = result
-    item.error = item.error_code = None
-    item.finished_at = now()
-    item.claimed_by = None
-    # Counted up, not recounted: under the run's lock an item becomes succeeded exactly once (resume
-    # and fan-out creation recount from the rows).
-    step.items_done += 1
-    run.progress_done += 1
-    _add_warnings(run, warnings)
-    add_event(
-        session,
-        run,
-        "item",
-        "succeeded",
-        step=name,
-        item=index,
-        data={"key": item.key, "progress": [run.progress_done, run.progress_total]},
+    # Progress is counted up, not recounted: under the run's lock an item becomes succeeded exactly
+    # once (resume and fan-out creation recount from the rows). A second success changes nothing.
+    run = lock_run_row(session, run_id, runs.c.warnings)
+    session.execute(
+        _ITEM_SUCCEEDED,
+        {"run_id": run_id, "step": name, "index": index, "result": result, "now": now(),
+         "warnings": _with_warnings(run.warnings, warnings)},
     )
 
 
@@ -435,28 +550,20 @@ def _count_items(session: Session, step: Step, state: str) -> int:
 
 def finish_fan_out(session: Session, run_id: uuid.UUID, name: str) -> bool:
     """Mark a fan-out step succeeded when all its items are; False if some are not."""
-    run = lock_run(session, run_id)
-    step = get_step(session, run_id, name, lock=True)
+    lock_run_row(session, run_id)
+    step = session.execute(
+        select(steps.c.id, steps.c.state).where(steps.c.run_id == run_id, steps.c.name == name)
+    ).one()
     if step.state == "succeeded":
         return True
-    states = session.execute(select(StepItem.state).where(StepItem.step_id == step.id)).scalars().all()
-    if any(s != "succeeded" for s in states):
+    total, succeeded = session.execute(
+        select(func.count(), func.count().filter(items.c.state == "succeeded")).where(items.c.step_id == step.id)
+    ).one()
+    if succeeded != total:
         return False
-    step.state = "succeeded"
-    step.attempts = max(step.attempts, 1)
-    step.summary = f"{len(states)} item(s)"
-    step.items_done = len(states)
-    step.finished_at = now()
-    step.claimed_by = None
-    refresh_progress(session, run)
-    add_event(
-        session,
-        run,
-        "step",
-        "succeeded",
-        step=name,
-        message=step.summary,
-        data={"progress": [run.progress_done, run.progress_total]},
+    session.execute(
+        _FAN_OUT_SUCCEEDED,
+        {"run_id": run_id, "step": name, "items": total, "summary": f"{total} item(s)", "now": now()},
     )
     return True
 
@@ -465,16 +572,16 @@ def finish_fan_out(session: Session, run_id: uuid.UUID, name: str) -> bool:
 
 
 def finish_run(session: Session, run_id: uuid.UUID) -> str:
-    run = lock_run(session, run_id)
+    run = lock_run_row(session, run_id)
     if run.state in RUN_TERMINAL:
         return run.state
-    states = session.execute(select(Step.state).where(Step.run_id == run_id)).scalars().all()
-    if all(s in STEP_DONE for s in states):
-        run.state = "succeeded"
-        run.finished_at = now()
-        refresh_progress(session, run)
-        add_event(session, run, "run", "succeeded", data={"progress": [run.progress_done, run.progress_total]})
-    return run.state
+    unfinished = session.execute(
+        select(func.count()).where(steps.c.run_id == run_id, steps.c.state.not_in(STEP_DONE))
+    ).scalar_one()
+    if unfinished:
+        return run.state
+    session.execute(_RUN_SUCCEEDED, {"run_id": run_id, "step": None, "now": now()})
+    return "succeeded"
 
 
 def fail_run(session: Session, run_id: uuid.UUID, step_name: str | None, message: str) -> None:
