@@ -4,10 +4,11 @@ Concurrency rules:
 - Every transition locks the run row first (`SELECT … FOR UPDATE`), so a run's events get ids in
   commit order (the SSE stream relies on it) and progress counts never lose an update. Rows read
   after that lock are current: every writer of a step or item holds it.
-- The transitions every step and fan-out item makes (claim, success) are a few Core statements on
-  the tables, not ORM objects: they run for every item of every fan-out, and the ORM's unit of work
-  was most of the engine's CPU per item. The rare ones (failures, retries, cancel, resume) use the
-  ORM; a transaction updates rows in one style or the other, never both.
+- The transitions every run makes many times (claims, successes, a fan-in, the run's end) are one
+  SQL statement each after the run lock. In a worker of many threads a transaction that held the run
+  lock across several round trips had to win the interpreter lock back after each one, so the items
+  of a fan-out queued behind each other (bench/README.md, engine). The rare transitions (failures,
+  retries, cancel, resume) use the ORM; a transaction updates rows in one style or the other.
 - A step or item is *claimed* before its work starts: the claim records the executing task and a
   heartbeat. A second delivery of the same work (acks_late redelivery, a sweeper re-queue) finds the
   claim and waits for it, or finds the work done and returns its stored result. A claim whose heartbeat
