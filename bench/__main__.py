@@ -22,7 +22,7 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
 def commands(corpus: Path | None, quick: bool) -> dict[str, list[str]]:
     py = [sys.executable, "-m"]
     out = {
-        "engine": [*py, "bench.engine", "--repeat", "3" if quick else "10"],
+        "engine": [*py, "bench.engine", "--repeat", "3" if quick else "25"],
         "uploads": [*py, "bench.uploads"],
         "mailbox": [*py, "bench.mailbox", *(["--repeat", "10"] if quick else [])],
         "wordpress": [*py, "bench.wordpress", *(["--articles", "20"] if quick else [])],
