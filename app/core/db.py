@@ -62,7 +62,7 @@ def _relax_commits(dbapi_connection, record) -> None:
     """Worker connections commit without waiting for the disk by default (most of their transactions
     are the engine's bookkeeping: see session_scope); the server's own setting is kept to put back
     for the transactions that need it. Set once per connection instead of once per transaction: a
-    round trip less for every step and item transition (two of the ~17 per fan-out item)."""
+    round trip less for every step and item transition."""
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         record.info["synchronous_commit"] = cursor.fetchone()[0]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, select, text, update
+from sqlalchemy import Integer, String, bindparam, case, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Session
 
@@ -83,12 +83,16 @@ def get_item(session: Session, step: Step, index: int, *, lock: bool = False) ->
 runs, steps, items, events = Run.__table__, Step.__table__, StepItem.__table__, RunEvent.__table__
 
 
-def lock_run_row(session: Session, run_id: uuid.UUID, *columns):
-    """Core twin of lock_run: the run row locked, only the columns asked for (its definition and
-    payload are read once per process, not on every transition)."""
-    row = session.execute(
-        select(*(columns or (runs.c.state,))).where(runs.c.id == run_id).with_for_update()
-    ).one_or_none()
+_LOCK_RUN = text("SELECT state, warnings FROM runs WHERE id = :run_id FOR UPDATE").bindparams(
+    bindparam("run_id", type_=UUID)
+)
+
+
+def lock_run_row(session: Session, run_id: uuid.UUID):
+    """Core twin of lock_run: the run row locked; its state and warnings (its definition and payload
+    are read once per process, not on every transition). A statement built once: building a Core
+    select on every call cost more CPU than the round trip."""
+    row = session.execute(_LOCK_RUN, {"run_id": run_id}).one_or_none()
     if row is None:
         from app.core.errors import NotFound
 
@@ -303,11 +307,20 @@ SELECT :run_id, :now, 'run', 'succeeded',
 FROM run
 """).bindparams(bindparam("run_id", type_=UUID), bindparam("step", type_=String))
 
+# A fan-out step's items are known: progress recounted with them (no step counted as done).
+_ITEMS_KNOWN = text(f"""
+WITH {_COUNTS.format(run_values="")}
+INSERT INTO run_events (run_id, at, kind, state, step, message, data)
+SELECT :run_id, :now, 'step', 'running', :name, :items || ' item(s)',
+       jsonb_build_object('items', :items, 'progress', jsonb_build_array(run.progress_done, run.progress_total))
+FROM run
+""").bindparams(bindparam("run_id", type_=UUID), bindparam("step", type_=String), bindparam("items", type_=Integer))
+
 
 def claim_step(
     session: Session, run_id: uuid.UUID, name: str, worker: str, *, needs_approval: bool = False
 ) -> Claim:
-    run = lock_run_row(session, run_id, runs.c.state)
+    run = lock_run_row(session, run_id)
     if run.state != "cancelled":
         row = session.execute(
             _CLAIM_STEP,
@@ -337,7 +350,7 @@ def claim_step(
 
 
 def claim_item(session: Session, run_id: uuid.UUID, name: str, index: int, worker: str) -> tuple[Claim, Any]:
-    run = lock_run_row(session, run_id, runs.c.state)
+    run = lock_run_row(session, run_id)
     if run.state != "cancelled":
         row = session.execute(
             _CLAIM_ITEM,
@@ -419,7 +432,7 @@ def _with_warnings(current: list[str], warnings: list[str]) -> list[str]:
 def step_succeeded(
     session: Session, run_id: uuid.UUID, name: str, result: dict | None, warnings: list[str], summary: str | None
 ) -> None:
-    run = lock_run_row(session, run_id, runs.c.warnings)
+    run = lock_run_row(session, run_id)
     session.execute(
         _STEP_SUCCEEDED,
         {"run_id": run_id, "step": name, "result": result, "summary": summary, "now": now(),
@@ -479,26 +492,23 @@ def step_cancelled(session: Session, run_id: uuid.UUID, name: str, index: int | 
 
 def ensure_items(session: Session, run_id: uuid.UUID, name: str, values: list[Any]) -> list[int]:
     """Create the step's items once (a redelivery keeps the first list). Returns the indexes to run."""
-    run = lock_run(session, run_id)
-    step = get_step(session, run_id, name, lock=True)
-    existing = session.execute(select(StepItem).where(StepItem.step_id == step.id)).scalars().all()
-    if not existing:
-        for index, value in enumerate(values):
-            session.add(StepItem(step_id=step.id, index=index, key=_item_key(value), value={"value": value}))
-        step.items_total = len(values)
-        session.flush()
-        refresh_progress(session, run)
-        add_event(
-            session,
-            run,
-            "step",
-            "running",
-            step=name,
-            message=f"{len(values)} item(s)",
-            data={"items": len(values), "progress": [run.progress_done, run.progress_total]},
+    lock_run_row(session, run_id)
+    step = session.execute(
+        select(steps.c.id, steps.c.items_total).where(steps.c.run_id == run_id, steps.c.name == name)
+    ).one()
+    if step.items_total is not None:  # created by an earlier delivery of this task
+        return list(range(step.items_total))
+    if values:
+        session.execute(
+            insert(items),
+            [{"step_id": step.id, "index": index, "key": _item_key(value), "value": {"value": value}}
+             for index, value in enumerate(values)],
         )
-        return list(range(len(values)))
-    return [i.index for i in sorted(existing, key=lambda i: i.index)]
+    session.execute(update(steps).where(steps.c.id == step.id).values(items_total=len(values)))
+    session.execute(
+        _ITEMS_KNOWN, {"run_id": run_id, "step": None, "items": len(values), "name": name, "now": now()}
+    )
+    return list(range(len(values)))
 
 
 def _item_key(value: Any) -> str:
@@ -514,7 +524,7 @@ def item_succeeded(
 ) -> None:
     # Progress is counted up, not recounted: under the run's lock an item becomes succeeded exactly
     # once (resume and fan-out creation recount from the rows). A second success changes nothing.
-    run = lock_run_row(session, run_id, runs.c.warnings)
+    run = lock_run_row(session, run_id)
     session.execute(
         _ITEM_SUCCEEDED,
         {"run_id": run_id, "step": name, "index": index, "result": result, "now": now(),

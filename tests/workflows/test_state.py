@@ -128,3 +128,35 @@ def test_a_deleted_run_is_not_found(stack_env):
 
     with pytest.raises(NotFound):
         transition(state.claim_item, uuid.uuid4(), "upload_image", 0, "w")
+
+
+def test_a_fan_out_makes_its_items_once(fan_out):
+    from app.core.db import session_scope
+    from app.models import Run, RunEvent, Step, StepItem
+    from app.workflows import state
+
+    # A redelivered fan-out task finds the items of the first delivery, whatever its list is now.
+    assert transition(state.ensure_items, fan_out, "upload_image", [{"key": "other.png"}]) == [0, 1]
+    with session_scope() as session:
+        step = session.execute(select(Step).where(Step.run_id == fan_out, Step.name == "upload_image")).scalar_one()
+        keys = session.execute(select(StepItem.key).where(StepItem.step_id == step.id).order_by(StepItem.index))
+        assert (step.items_total, list(keys.scalars())) == (2, ["a.png", "b.png"])
+        event = session.execute(
+            select(RunEvent).where(RunEvent.run_id == fan_out, RunEvent.step == "upload_image")
+        ).scalar_one()
+        assert (event.state, event.message, event.data) == ("running", "2 item(s)", {"items": 2, "progress": [0, 7]})
+        assert (session.get(Run, fan_out).progress_done, session.get(Run, fan_out).progress_total) == (0, 7)
+
+
+def test_an_empty_fan_out_counts_as_one_step(stack_env):
+    from app.core.db import session_scope
+    from app.models import Run
+    from app.workflows import state
+    from app.workflows.schema import get_workflow
+
+    with session_scope() as session:
+        run_id = state.create_run(session, get_workflow("publish_document"), {}).id
+    assert transition(state.ensure_items, run_id, "upload_image", []) == []
+    assert transition(state.ensure_items, run_id, "upload_image", ["late"]) == []  # still none
+    with session_scope() as session:
+        assert session.get(Run, run_id).progress_total == 6
