@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, case, func, insert, select, text, update
+from sqlalchemy import Integer, String, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Session
 
@@ -80,7 +80,7 @@ def get_item(session: Session, step: Step, index: int, *, lock: bool = False) ->
     return session.execute(query).scalar_one()
 
 
-runs, steps, items, events = Run.__table__, Step.__table__, StepItem.__table__, RunEvent.__table__
+runs, steps, items = Run.__table__, Step.__table__, StepItem.__table__
 
 
 _LOCK_RUN = text("SELECT state, warnings FROM runs WHERE id = :run_id FOR UPDATE").bindparams(
@@ -146,17 +146,23 @@ def create_run(
 # --- progress ------------------------------------------------------------------------------------
 
 
+# N of M: a step counts 1, a fan-out step counts its items once they are known (known and non-empty:
+# the items are the units). The step named :step, if any, is counted as done: in the statements below
+# it is succeeding in the same statement, whose parts do not see each other's changes.
+_PROGRESS = """SELECT
+    coalesce(sum(CASE WHEN items_total > 0 THEN items_total ELSE 1 END), 0) AS total,
+    coalesce(sum(CASE WHEN name = :step AND items_total > 0 THEN items_total
+                      WHEN name = :step THEN 1
+                      WHEN items_total > 0 THEN items_done
+                      WHEN state IN ('succeeded', 'skipped') THEN 1 ELSE 0 END), 0) AS done
+    FROM steps WHERE run_id = :run_id"""
+
+
 def refresh_progress(session: Session, run: Run) -> None:
-    """N of M: a step counts 1, a fan-out step counts its items once they are known (known and
-    non-empty: the items are the units). One aggregate query: this runs on every transition, and
-    loading the run's steps as objects for it was the engine's largest CPU cost per fan-out item
-    (8% of the io worker's CPU in bench/throughput.py)."""
-    fan_out = Step.items_total > 0
+    """Recount the run's progress (for the ORM transitions; the others count in their statement)."""
     total, done = session.execute(
-        select(
-            func.coalesce(func.sum(case((fan_out, Step.items_total), else_=1)), 0),
-            func.coalesce(func.sum(case((fan_out, Step.items_done), (Step.state.in_(STEP_DONE), 1), else_=0)), 0),
-        ).where(Step.run_id == run.id)
+        text(_PROGRESS).bindparams(bindparam("run_id", type_=UUID), bindparam("step", type_=String)),
+        {"run_id": run.id, "step": None},
     ).one()
     run.progress_total, run.progress_done = int(total), int(done)
 
@@ -260,15 +266,7 @@ SELECT :run_id, :now, 'item', 'succeeded', :step, :index,
 FROM item, run
 """).bindparams(bindparam("run_id", type_=UUID), bindparam("result", type_=JSONB), bindparam("warnings", type_=JSONB))
 
-# Progress as refresh_progress counts it, with the step named :step counted as done (sub-statements
-# do not see each other's changes, so the step's own update is not visible to the count).
-_COUNTS = """counts AS (
-    SELECT coalesce(sum(CASE WHEN items_total > 0 THEN items_total ELSE 1 END), 0) AS total,
-           coalesce(sum(CASE WHEN name = :step AND items_total > 0 THEN items_total
-                             WHEN name = :step THEN 1
-                             WHEN items_total > 0 THEN items_done
-                             WHEN state IN ('succeeded', 'skipped') THEN 1 ELSE 0 END), 0) AS done
-    FROM steps WHERE run_id = :run_id
+_COUNTS = "counts AS (\n" + _PROGRESS + """
 ), run AS (
     UPDATE runs AS t SET progress_done = counts.done, progress_total = counts.total, updated_at = :now {run_values}
     FROM counts WHERE t.id = :run_id

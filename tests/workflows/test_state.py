@@ -160,3 +160,18 @@ def test_an_empty_fan_out_counts_as_one_step(stack_env):
     assert transition(state.ensure_items, run_id, "upload_image", ["late"]) == []  # still none
     with session_scope() as session:
         assert session.get(Run, run_id).progress_total == 6
+
+
+def test_a_skipped_step_counts_as_done(fan_out):
+    from app.core.db import session_scope
+    from app.models import Run, RunEvent
+    from app.workflows import state
+
+    transition(state.step_skipped, fan_out, "convert", "condition is false: document.kind == 'doc'")
+    with session_scope() as session:
+        run = session.get(Run, fan_out)
+        assert (run.progress_done, run.progress_total) == (1, 7)  # counted with the step's change, not before it
+        event = session.execute(
+            select(RunEvent).where(RunEvent.run_id == fan_out, RunEvent.step == "convert")
+        ).scalar_one()
+        assert (event.state, event.message) == ("skipped", "condition is false: document.kind == 'doc'")
