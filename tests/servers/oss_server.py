@@ -17,7 +17,7 @@ answers in the same shapes, so a test passing here exercises the same oss2 code 
 - anything else (multipart, copy, ACL reads, bucket admin, V2 signatures…) -> 501 NotImplemented, loudly.
 
 Test hooks: `fail_next`, `drop_next`, `delay_next`, `corrupt_crc_next` (faults queue up: each request takes
-the first pending one matching its method), `latency` (added to every request), `clock_offset` (the
+the first pending one matching its method), `gather` (hold requests until n are in flight), `latency` (added to every request), `clock_offset` (the
 server's clock, for expiry and skew), `requests` (the log), `count()`, `max_concurrency()`, `reset()`.
 `fail_randomly(ratio, seed=…)`: a seeded share of requests (those no queued fault took) answer 429 with
 Retry-After, 500, or are dropped without an answer (a timeout; or held for `delay` seconds), before the
@@ -176,6 +176,7 @@ class OssTestServer:
         self.random: RandomFaults | None = None
         self.requests: list[LoggedRequest] = []
         self._faults: list[_Fault] = []
+        self._gate: tuple[str | None, threading.Barrier] | None = None
         self._lock = threading.Lock()  # faults, log, and the check-then-write of objects
         for name in buckets:
             (self.root / name).mkdir(parents=True, exist_ok=True)
@@ -230,6 +231,12 @@ class OssTestServer:
     def delay_next(self, n: int, seconds: float, method: str | None = None) -> None:
         """Hold the next n requests for `seconds` before answering (on top of `latency`)."""
         self._add_fault(_Fault("delay", n, method, seconds=seconds))
+
+    def gather(self, n: int, method: str | None = None, timeout: float = 5.0) -> None:
+        """Hold the next requests (of `method`) until n of them are in flight at once, then answer them all;
+        after `timeout` seconds they go on regardless. Proves parallelism without racing the clock: a client
+        that cannot keep n requests open never gets past the gate in time."""
+        self._gate = (method, threading.Barrier(n, timeout=timeout))
 
     def corrupt_crc_next(self, n: int = 1, method: str | None = None) -> None:
         """Answer the next n object requests with a wrong x-oss-hash-crc64ecma."""
@@ -304,6 +311,7 @@ class OssTestServer:
         """Forget faults, the log, latency, clock offset, bucket ACLs and every stored object."""
         with self._lock:
             self._faults.clear()
+            self._gate = None
             self.requests.clear()
             self.latency = 0.0
             self.random = None
@@ -356,6 +364,13 @@ class OssTestServer:
         chance = rf.take(method, url.path) if fault is None and rf is not None else None
         if chance:
             entry.fault = chance.kind + ("-after" if chance.after else "")
+        gate = self._gate
+        if gate and gate[0] in (None, method):
+            try:
+                gate[1].wait()
+            except threading.BrokenBarrierError:  # timed out: the client never had n in flight
+                pass
+            self._gate = None  # one gathering only
         delay = self.latency + (fault.seconds if kind == "delay" else 0)
         if delay:
             time.sleep(delay)
