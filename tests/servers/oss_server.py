@@ -17,8 +17,9 @@ answers in the same shapes, so a test passing here exercises the same oss2 code 
 - anything else (multipart, copy, ACL reads, bucket admin, V2 signatures…) -> 501 NotImplemented, loudly.
 
 Test hooks: `fail_next`, `drop_next`, `delay_next`, `corrupt_crc_next` (faults queue up: each request takes
-the first pending one matching its method), `gather` (hold requests until n are in flight), `latency` (added to every request), `clock_offset` (the
-server's clock, for expiry and skew), `requests` (the log), `count()`, `max_concurrency()`, `reset()`.
+the first pending one matching its method), `gather` (hold requests until n are in flight), `latency`
+(added to every request), `clock_offset` (the server's clock, for expiry and skew), `requests` (the log),
+`count()`, `max_concurrency()`, `reset()`.
 `fail_randomly(ratio, seed=…)`: a seeded share of requests (those no queued fault took) answer 429 with
 Retry-After, 500, or are dropped without an answer (a timeout; or held for `delay` seconds), before the
 work by default (nothing stored), see tests/servers/faults.py; `random_faults()` counts what was served.
