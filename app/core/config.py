@@ -22,9 +22,33 @@ from app.core.errors import ConfigurationError
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _env_file() -> str | None:
+    """The configuration file: COPYDESK_ENV_FILE (a path; "" for none, as the tests have it), else .env."""
+    value = os.environ.get("COPYDESK_ENV_FILE")
+    return ".env" if value is None else (value or None)
+
+
+def state_dir() -> Path:
+    """Where this stack keeps its state (embedded servers, runtime.env, local storage, dev secrets, logs):
+    COPYDESK_STATE_DIR from the environment, else from the configuration file, else state/ in the
+    checkout. The one place that decides it: `copydesk dev`, the CLI, the API and the workers read the
+    runtime settings of a running stack (runtime.env) from here."""
+    value = os.environ.get("COPYDESK_STATE_DIR")
+    if not value and _env_file():
+        from dotenv import dotenv_values
+
+        value = dotenv_values(_env_file()).get("COPYDESK_STATE_DIR")
+    return Path(value).expanduser().resolve() if value else ROOT / "state"
+
+
+def runtime_env_path() -> Path:
+    """Settings a running `copydesk dev` decided (embedded DATABASE_URL, REDIS_URL, PUBLIC_URL)."""
+    return state_dir() / "runtime.env"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=(ROOT / "state" / "runtime.env", ".env"),
+        env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
@@ -33,7 +57,7 @@ class Settings(BaseSettings):
 
     # --- general -----------------------------------------------------------------------------
     env: Literal["development", "production", "test"] = Field("development", alias="COPYDESK_ENV")
-    state_dir: Path = Field(ROOT / "state", alias="COPYDESK_STATE_DIR")
+    state_dir: Path = Field(default_factory=state_dir, alias="COPYDESK_STATE_DIR")
     public_url: AnyHttpUrl = Field("http://127.0.0.1:8000", alias="PUBLIC_URL")
     max_upload_mb: float = Field(50, gt=0, le=2048, alias="MAX_UPLOAD_MB")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
@@ -113,6 +137,11 @@ class Settings(BaseSettings):
     flower_user: str = Field("admin", alias="FLOWER_USER")
     flower_password: SecretStr | None = Field(None, alias="FLOWER_PASSWORD")
     flower_port: int = Field(5555, gt=0, lt=65536, alias="FLOWER_PORT")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute_state_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
 
     @field_validator("database_url")
     @classmethod
@@ -249,10 +278,10 @@ def _state_secret(path: Path, make) -> str:
 
 def load_settings(**overrides) -> Settings:
     """Read the settings, or raise ConfigurationError naming each bad variable."""
-    # COPYDESK_ENV_FILE="" reads no .env file at all (the tests use it); a path reads only that file.
-    env_file = os.environ.get("COPYDESK_ENV_FILE")
-    if env_file is not None:
-        overrides.setdefault("_env_file", env_file or None)
+    # The environment wins over runtime.env, which wins over the configuration file. COPYDESK_ENV_FILE=""
+    # reads neither file (the tests use it: they never see a developer's .env or a running stack).
+    env_file = _env_file()
+    overrides.setdefault("_env_file", (env_file, runtime_env_path()) if env_file else None)
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.fixtures.stack import ROOT, isolated_stack
+from tests.fixtures.stack import ROOT, embedded_state_dir, isolated_stack
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -100,7 +99,7 @@ def test_postgres_restarted_under_load(stack_env, tmp_path):
     from app.cli.dev import migrate
     from app.core.embedded import EmbeddedPostgres
 
-    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="copydesk-pg-restart-")), database="copydesk")
+    pg = EmbeddedPostgres(embedded_state_dir("copydesk-pg-restart-"), database="copydesk")
     url = pg.start()
     try:
         with isolated_stack(stack_env, tmp_path, {**FAST_SWEEPER, "DATABASE_URL": url}) as stack:
