@@ -167,16 +167,21 @@ def publish(ctx: StepContext) -> dict:
             raise NotFound(f"{len(missing)} image(s) have no stored URL yet: {', '.join(missing[:3])}")
         art.html = resolve_images(art.html, urls)
         art.blocks = resolve_images(art.blocks, urls)
+        wanted = _directives(ctx, doc)
+        status = str(wanted.get("status") or "")
+        date = _date(wanted.get("date"))
+        if date is not None and not status:
+            status = "future"
         site = site_for(session, payload=ctx.payload, document=doc)
-        if site is None:
+        if site is None:  # the preview shows the status asked for (a draft says so)
             art.publisher = "preview"
             art.wp_url = preview_url(art.id)
-            art.status = "publish"
+            art.status = status or "publish"
+            art.publish_at = date
             art.published_at = now()
             url = art.wp_url
-            return {"url": url, "publisher": "preview", "summary": f"preview at {url}"}
+            return {"url": url, "publisher": "preview", "status": art.status, "summary": f"preview at {url}"}
 
-        wanted = _directives(ctx, doc)
         in_body = [a for a in assets if a.url and (a.url in art.html or html.escape(a.url) in art.html)]
         # The featured image: the one a directive names (by its position in the manuscript, 1 = the
         # first, or its key), else the first image of the body (the publisher's default).
@@ -184,10 +189,6 @@ def publish(ctx: StepContext) -> dict:
         chosen = list(in_body)
         if featured_key and featured_key not in {a.key for a in chosen}:
             chosen.append(next(a for a in assets if a.key == featured_key))
-        status = str(wanted.get("status") or "")
-        date = _date(wanted.get("date"))
-        if date is not None and not status:
-            status = "future"
         draft = PostDraft(
             title=str(wanted.get("title") or art.title),
             html=art.html,
