@@ -102,6 +102,8 @@ class RunSummary(ORM):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    filename: str | None = None  # of its document
+    title: str | None = None  # of its article, once there is one
 
 
 class RunOut(RunSummary):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.api.schemas import ArticleOut, Progress, RunOut, RunSummary, StepOut
 from app.core.errors import NotFound
-from app.models import Article, Run, Step
+from app.models import Article, Document, Run, Step
 from app.services import preview_url
 
 
@@ -22,9 +22,21 @@ def progress(run: Run) -> Progress:
     )
 
 
-def run_summary(run: Run) -> RunSummary:
-    data = {k: getattr(run, k) for k in RunSummary.model_fields if k != "progress"}
-    return RunSummary(**data, progress=progress(run))
+NAMED = ("progress", "filename", "title")  # RunSummary fields that are not columns of Run
+
+
+def run_summary(run: Run, filename: str | None = None, title: str | None = None) -> RunSummary:
+    data = {k: getattr(run, k) for k in RunSummary.model_fields if k not in NAMED}
+    return RunSummary(**data, progress=progress(run), filename=filename, title=title or None)
+
+
+def with_names(query: Select) -> Select:
+    """A select of runs, with each run's file name and article title (the arguments of run_summary)."""
+    return (
+        query.add_columns(Document.filename, Article.title)
+        .outerjoin(Document, Document.id == Run.document_id)
+        .outerjoin(Article, Article.document_id == Run.document_id)
+    )
 
 
 async def load_run(session: AsyncSession, run_id: uuid.UUID) -> Run:
@@ -43,14 +55,23 @@ async def load_run(session: AsyncSession, run_id: uuid.UUID) -> Run:
 
 async def run_detail(session: AsyncSession, run_id: uuid.UUID) -> RunOut:
     run = await load_run(session, run_id)
-    article_id = None
+    article_id = filename = title = None
     if run.document_id:
-        article_id = (
-            await session.execute(select(Article.id).where(Article.document_id == run.document_id))
-        ).scalar_one_or_none()
-    data = {k: getattr(run, k) for k in RunOut.model_fields if k not in ("progress", "steps", "article_id")}
+        row = (
+            await session.execute(
+                select(Article.id, Document.filename, Article.title)
+                .select_from(Document)
+                .outerjoin(Article, Article.document_id == Document.id)
+                .where(Document.id == run.document_id)
+            )
+        ).first()
+        if row is not None:
+            article_id, filename, title = row
+    data = {k: getattr(run, k) for k in RunOut.model_fields if k not in (*NAMED, "steps", "article_id")}
     steps = [StepOut.model_validate(s) for s in run.steps]
-    return RunOut(**data, progress=progress(run), steps=steps, article_id=article_id)
+    return RunOut(
+        **data, progress=progress(run), steps=steps, article_id=article_id, filename=filename, title=title or None
+    )
 
 
 def article_out(article: Article) -> ArticleOut:

@@ -129,14 +129,21 @@ class Api:
     def __init__(self, api_url: str | None, *, auth: bool = True) -> None:
         self.url = resolve_url(api_url)
         headers = {"Accept": "application/json", "User-Agent": "copydesk-cli"}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(60, connect=10))
         if auth:
             token = resolve_token(self.url)
             if not token:
+                try:  # an API that cannot be reached says so first (exit 3), not "log in" (4)
+                    self.call("GET", "/health")
+                except CliError as exc:
+                    if exc.code == UNREACHABLE:
+                        self.close()
+                        raise
+                self.close()
                 raise CliError(
                     f"not logged in to {self.url}: run `copydesk login` (or set COPYDESK_TOKEN)", AUTH
                 )
-            headers["Authorization"] = f"Bearer {token}"
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(60, connect=10))
+            self.http.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, **kwargs) -> Any:
         try:
@@ -173,7 +180,7 @@ def _print_json(data: Any) -> None:
 
 
 API_URL = typer.Option(
-    None, "--api-url", help="the Copydesk API (default: COPYDESK_API_URL, the login's, PUBLIC_URL)"
+    None, "--api-url", metavar="URL", help="the Copydesk API (default: COPYDESK_API_URL, the login's, PUBLIC_URL)"
 )
 JSON_OUT = typer.Option(False, "--json", help="print JSON (for scripts) instead of text")
 
@@ -394,22 +401,50 @@ def _submission_json(entry: dict[str, Any]) -> dict[str, Any]:
 # --- runs and run -------------------------------------------------------------------------------------------
 
 
-def _runs_table(page: dict) -> Any:
+def run_title(run: dict) -> str:
+    """What a person calls a run: its article's title, else its file's name (as the web page does)."""
+    return run.get("title") or run.get("filename") or (
+        "(untitled document)" if run.get("document_id") else f"{run['workflow']} run"
+    )
+
+
+def _runs_table(page: dict, width: int) -> Any:
+    """Fits `width` (80 columns and up): the id (whole: `copydesk run ID` takes it), the title (whatever
+    room is left, shortened with …, a failed run's error below it), state, progress as done/total; the
+    creation time from 100 columns, the workflow from 120."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"{len(page['items'])} of {page['total']} runs", title_justify="left", expand=False)
-    for name in ("run", "workflow", "state", "progress", "created", "error"):
-        table.add_column(name, overflow="fold" if name == "error" else "ellipsis", no_wrap=name != "error")
+    table = Table(
+        title=f"{len(page['items'])} of {page['total']} runs", title_justify="left", box=box.SIMPLE_HEAD,
+        show_edge=False, pad_edge=False, collapse_padding=True,
+    )
+    columns = ["run", "title", "state", "done"]
+    if width >= 100:
+        columns.append("created")
+    if width >= 120:
+        columns.insert(2, "workflow")
+    for name in columns:
+        if name == "title":
+            table.add_column(name, ratio=1, min_width=12, overflow="ellipsis")
+        elif name == "state":
+            table.add_column(name, max_width=9, overflow="fold")  # "awaiting approval" on two lines
+        else:
+            table.add_column(name, no_wrap=True)
     for run in page["items"]:
-        table.add_row(*map(Text, (  # Text: a "[" in an error message is not markup
-            run["id"],
-            run["workflow"],
-            run["state"].replace("_", " "),
-            run["progress"]["text"],
-            run["created_at"][:19].replace("T", " "),
-            (run.get("error") or "")[:120],
-        )))
+        title = Text(run_title(run), no_wrap=True, overflow="ellipsis")  # Text: never markup
+        if run.get("error"):
+            title = Text("\n").join([title, Text(run["error"][:200], style="red", overflow="fold")])
+        cells = {
+            "run": Text(run["id"]),
+            "title": title,
+            "workflow": Text(run["workflow"]),
+            "state": Text(run["state"].replace("_", " ")),
+            "done": Text(f"{run['progress']['done']}/{run['progress']['total']}"),
+            "created": Text(run["created_at"][5:16].replace("T", " ")),
+        }
+        table.add_row(*(cells[name] for name in columns))
     return table
 
 
@@ -439,16 +474,17 @@ def runs(
                 return
             console = Console()
             if not watch:
-                console.print(_runs_table(api.call("GET", "/runs", params=params)))
+                console.print(_runs_table(api.call("GET", "/runs", params=params), console.width))
                 return
             from rich.live import Live
 
-            first = _runs_table(api.call("GET", "/runs", params=params))
+            first = _runs_table(api.call("GET", "/runs", params=params), console.width)
             with Live(first, console=console, auto_refresh=False) as live:
                 try:
                     while True:
                         time.sleep(1)
-                        live.update(_runs_table(api.call("GET", "/runs", params=params)), refresh=True)
+                        page = api.call("GET", "/runs", params=params)
+                        live.update(_runs_table(page, console.width), refresh=True)
                 except KeyboardInterrupt:
                     pass
         finally:

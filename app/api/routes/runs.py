@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.api.deps import CurrentUser, Session
 from app.api.schemas import ApproveRequest, RunOut, RunPage
-from app.api.views import load_run, run_detail, run_summary
+from app.api.views import load_run, run_detail, run_summary, with_names
 from app.core.db import async_sessions
 from app.models import RUN_TERMINAL, Run, RunEvent
 from app.workflows import engine
@@ -50,8 +50,9 @@ async def list_runs(
     if created_before:
         query = query.where(Run.created_at < created_before)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (await session.execute(query.order_by(Run.created_at.desc()).limit(limit).offset(offset))).scalars()
-    return RunPage(items=[run_summary(r) for r in rows], total=total, limit=limit, offset=offset)
+    page = with_names(query).order_by(Run.created_at.desc()).limit(limit).offset(offset)
+    rows = (await session.execute(page)).all()
+    return RunPage(items=[run_summary(*row) for row in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{run_id}", response_model=RunOut, name="get_run")

@@ -30,9 +30,9 @@ from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
 from app.api.deps import CurrentUser, Session
-from app.api.views import run_summary
+from app.api.views import run_summary, with_names
 from app.core.db import async_sessions
-from app.models import Article, Asset, Document, Run
+from app.models import Article, Asset, Run
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -123,21 +123,15 @@ async def original(article_id: uuid.UUID, token: str, request: Request, session:
 
 
 async def _runs(states: list[str] | None, limit: int) -> list[dict]:
-    query = (
-        select(Run, Document.filename, Article.title)
-        .outerjoin(Document, Document.id == Run.document_id)
-        .outerjoin(Article, Article.document_id == Run.document_id)
-        .order_by(Run.created_at.desc())
-        .limit(limit)
-    )
+    query = with_names(select(Run)).order_by(Run.created_at.desc()).limit(limit)
     if states:
         query = query.where(Run.state.in_(states))
     async with async_sessions()() as session:
         rows = (await session.execute(query)).all()
     out = []
     for run, filename, title in rows:
-        item = run_summary(run).model_dump(mode="json")
-        item.update(filename=filename, title=title or None, updated_at=run.updated_at.isoformat())
+        item = run_summary(run, filename, title).model_dump(mode="json")
+        item.update(updated_at=run.updated_at.isoformat())
         out.append(item)
     return out
 
