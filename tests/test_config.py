@@ -80,3 +80,42 @@ def test_cli_exits_2_with_one_line_on_bad_configuration(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("copydesk: invalid configuration: REDIS_URL")
+
+
+def test_runtime_settings_come_from_the_state_folder(tmp_path, monkeypatch):
+    """The configuration file names the state folder; a running stack's runtime.env there wins over
+    the file, and the environment over both."""
+    from app.core.config import state_dir
+
+    state = tmp_path / "stack-a"
+    state.mkdir()
+    (state / "runtime.env").write_text("DATABASE_URL=postgresql://postgres:pw@127.0.0.1:7001/copydesk\n"
+                                       "PUBLIC_URL=http://127.0.0.1:7002\n")
+    env_file = tmp_path / "copydesk.env"
+    env_file.write_text(f"COPYDESK_STATE_DIR={state}\nPUBLIC_URL=http://127.0.0.1:8000\nMAX_UPLOAD_MB=7\n")
+    monkeypatch.setenv("COPYDESK_ENV_FILE", str(env_file))
+    monkeypatch.delenv("COPYDESK_STATE_DIR", raising=False)
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    assert state_dir() == state
+    settings = load_settings()
+    assert settings.state_dir == state and settings.max_upload_mb == 7
+    assert settings.database_url.endswith("@127.0.0.1:7001/copydesk")
+    assert str(settings.public_url).startswith("http://127.0.0.1:7002")
+
+    monkeypatch.setenv("PUBLIC_URL", "http://127.0.0.1:7003")
+    assert str(load_settings().public_url).startswith("http://127.0.0.1:7003")
+
+    # Another state folder: another stack's runtime settings, none here.
+    monkeypatch.delenv("PUBLIC_URL")
+    monkeypatch.setenv("COPYDESK_STATE_DIR", str(tmp_path / "stack-b"))
+    settings = load_settings()
+    assert settings.state_dir == tmp_path / "stack-b" and settings.database_url is None
+    assert str(settings.public_url).startswith("http://127.0.0.1:8000")
+
+
+def test_a_relative_state_folder_is_made_absolute(tmp_path, monkeypatch):
+    from app.core.config import state_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COPYDESK_STATE_DIR", "here")
+    assert state_dir() == tmp_path / "here" and load_settings().state_dir == tmp_path / "here"

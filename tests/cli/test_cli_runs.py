@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -214,9 +215,13 @@ def test_login_keeps_a_private_token_and_errors_have_their_own_codes(cli, api, w
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert json.loads(saved.read_text())["api_url"] == api
     assert cli("runs", "--json", drop=("COPYDESK_TOKEN",)).returncode == 0
-    # The saved token is never sent to another API.
-    elsewhere = cli("runs", "--json", "--api-url", f"http://127.0.0.1:{free_port()}", drop=("COPYDESK_TOKEN",))
+    # The saved token is never sent to another API (here: the same server under another name).
+    elsewhere = cli("runs", "--json", "--api-url", api.replace("127.0.0.1", "localhost"), drop=("COPYDESK_TOKEN",))
     assert elsewhere.returncode == 4
+    assert one_line(elsewhere.stderr).startswith("copydesk: not logged in to http://localhost:")
+    # An API that cannot be reached says so, logged in to it or not.
+    nowhere = cli("runs", "--json", "--api-url", f"http://127.0.0.1:{free_port()}", drop=("COPYDESK_TOKEN",))
+    assert nowhere.returncode == 3 and "cannot reach the API" in one_line(nowhere.stderr)
     unreachable = cli("runs", "--json", "--api-url", f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 3
     assert "cannot reach the API" in one_line(unreachable.stderr)
@@ -248,3 +253,27 @@ def test_runs_watch_refreshes_until_ctrl_c(stack_env, api, editor_token, client,
         subprocess.run([sys.executable, "-m", "app.cli", "runs", "--watch", "--json"], env=env,
                        capture_output=True, text=True, timeout=60).stderr
     )
+
+
+def test_runs_fit_80_columns_with_a_title(cli, workers, tmp_path):
+    path = tmp_path / "narrow.docx"
+    path.write_bytes(docx("Narrow terminals deserve titles too", seed=8501))
+    [entry] = json.loads(cli("submit", str(path), "--json").stdout)
+    assert entry["state"] == "succeeded"
+
+    listed = cli("runs", "--limit", "5", env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, listed.stdout
+    assert lines[1].split() == ["run", "title", "state", "done"]
+    [row] = [line for line in lines if line.startswith(entry["run_id"])]
+    progress = entry["progress"]
+    assert re.search(rf"  Narrow terminals .*  succeeded  {progress['done']}/{progress['total']}\s*$", row), row
+
+    wide = cli("runs", "--limit", "5", env={"COLUMNS": "160"}).stdout
+    [row] = [line for line in wide.splitlines() if line.startswith(entry["run_id"])]
+    assert "Narrow terminals deserve titles too" in row and "publish_document" in row
+
+    page = json.loads(cli("runs", "--json", "--limit", "5").stdout)
+    [item] = [r for r in page["items"] if r["id"] == entry["run_id"]]
+    assert item["title"] == "Narrow terminals deserve titles too" and item["filename"] == "narrow.docx"

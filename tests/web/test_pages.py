@@ -245,3 +245,12 @@ def test_the_page_sends_strangers_to_the_login_and_back(page, editor, as_editor,
     page.click("#logout")
     page.wait_for_url("**/ui/login")
     assert page.evaluate("sessionStorage.getItem('copydesk.token')") is None
+
+
+def test_the_login_page_offers_no_log_out(page):
+    from playwright.sync_api import expect
+
+    page.goto("/ui/login")
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.get_by_text("Log out")).to_be_hidden()
+    expect(page.locator("#login-error")).to_be_hidden()
