@@ -1,7 +1,7 @@
-"""HTML read into the document model, then written as a Word document is: a mail body without a Word
-attachment (`convert_html`), and an article's HTML after the edit (`from_html`), whose block markup so
-comes from the same writer as the converter's, with the same structure (headings, lists, tables,
-figures with caption and alt text, quotes, code, footnotes, formulas).
+"""HTML read into the document model and written by the converter's writers: the body of an e-mail
+without a Word attachment (`convert_html`), and an article's HTML after the edit (`from_html`), whose
+block markup so keeps the converter's structure (headings, lists, tables, figures with caption and alt
+text, quotes, code, footnotes, formulas) with the edited words.
 
 What is read is HTML that left through the allow-list (sanitize.py), parsed by BeautifulSoup with lxml
 (`parse_html`). An element the model has no place for is read through (a `<div>`'s blocks, a
@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable, Mapping
 
 from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import PreformattedString
 from bs4.dammit import EntitySubstitution
+from bs4.element import PreformattedString
 from bs4.formatter import HTMLFormatter
 
 from app.core.errors import InvalidDocument
