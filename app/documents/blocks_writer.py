@@ -50,10 +50,9 @@ class BlocksWriter(BlockDispatch):
         return "\n\n".join(out)
 
     def paragraph(self, p: Paragraph) -> str:
-        content = self.inline.render(p.children)
+        content, id_attr = self.content(p)
         if not content:
             return ""
-        id_attr = f' id="{escape(p.id)}"' if p.id else ""
         if p.kind == "h":
             level = p.level
             attrs = {"level": level} if level != 2 else None

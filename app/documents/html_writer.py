@@ -15,9 +15,15 @@ class BlockDispatch:
 
     _METHODS = {Paragraph: "paragraph", ListBlock: "list", Table: "table", Figure: "figure", Group: "group"}
 
+    inline: InlineRenderer
+
     def block(self, block) -> str:
         method = self._METHODS.get(type(block))
         return getattr(self, method)(block) if method else ""
+
+    def content(self, p: Paragraph) -> tuple[str, str]:
+        """A paragraph's inline HTML and its id attribute (` id="…"`, or "")."""
+        return self.inline.render(p.children), f' id="{escape(p.id)}"' if p.id else ""
 
 
 class HtmlWriter(BlockDispatch):
@@ -43,10 +49,9 @@ class HtmlWriter(BlockDispatch):
         return "\n".join(html for block in blocks if (html := self.block(block)))
 
     def paragraph(self, p: Paragraph) -> str:
-        content = self.inline.render(p.children)
+        content, id_attr = self.content(p)
         if not content:
             return ""
-        id_attr = f' id="{escape(p.id)}"' if p.id else ""
         if p.kind == "h":
             return f"<h{p.level}{id_attr}>{content}</h{p.level}>"
         return f"<p{id_attr}>{content}</p>"
