@@ -1,7 +1,8 @@
 """The document engine's entry point: .docx bytes -> ConversionResult.
 
 reader (WordprocessingML -> model) -> structure (lists, figures, title) -> writers (HTML, blocks,
-text) -> nh3. Only `app.core.errors` types leave this function.
+text) -> nh3. Only `app.core.errors` types leave this function. `write` is how the model becomes
+HTML, block markup and footnotes for every input (HTML too: app/documents/html_input.py).
 """
 
 from __future__ import annotations
@@ -164,11 +165,11 @@ class Written:
     footnotes: list[Footnote]  # the notes as core's footnotes: the block markup refers to them by id
 
 
-def _kept(image) -> bool:
+def _none_dropped(image) -> bool:
     return False
 
 
-def write(blocks: list, notes: list[Note], is_dropped: Callable = _kept) -> Written:
+def write(blocks: list, notes: list[Note], is_dropped: Callable = _none_dropped) -> Written:
     """The document model as HTML, block markup and footnotes: what every input (Word, HTML) is
     written with. Footnote ids are derived from the HTML, so the same document gets the same ids."""
     html = clean_html(HtmlWriter(is_dropped).document(blocks, notes))
