@@ -33,6 +33,7 @@ def commands(corpus: Path | None, quick: bool) -> dict[str, list[str]]:
     }
     if corpus is not None:
         out["documents"] = [*py, "bench.documents", str(corpus), "--repeat", "1" if quick else "3"]
+        out["blocks"] = [*py, "bench.blocks", str(corpus)]
     return out
 
 

@@ -1,4 +1,6 @@
-"""Document model -> WordPress block markup (the serialized form Gutenberg saves, WordPress 6.6+).
+"""Document model -> WordPress block markup (the serialized form Gutenberg saves, WordPress 6.6+): the
+one block writer, for a Word document and for HTML read into the model (app/documents/html_input.py:
+a mail body, an article's HTML after the edit).
 
 Each block reproduces what the core block's save() writes, so the editor opens the post without
 "unexpected content" warnings: paragraph, heading, list/list-item, table, image, quote, code and
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from html import escape
 
-from app.documents.html_writer import BlockDispatch, HtmlWriter
+from app.documents.html_writer import BlockDispatch, HtmlWriter, table_rows
 from app.documents.inline import InlineRenderer, image_tag, plain_text
 from app.documents.model import Figure, Group, Image, ListBlock, Math, Note, NoteRef, Paragraph, Table
 from app.documents.text_writer import block_text
@@ -48,10 +50,9 @@ class BlocksWriter(BlockDispatch):
         return "\n\n".join(out)
 
     def paragraph(self, p: Paragraph) -> str:
-        content = self.inline.render(p.children)
+        content, id_attr = self.content(p)
         if not content:
             return ""
-        id_attr = f' id="{escape(p.id)}"' if p.id else ""
         if p.kind == "h":
             level = p.level
             attrs = {"level": level} if level != 2 else None
@@ -98,17 +99,11 @@ class BlocksWriter(BlockDispatch):
                     f"<figure>{html}<figcaption>{self.inline.render(caption.children)}</figcaption></figure>"
                 )
             return _block("html", html)
-        head, body = [], []
-        for row in table.rows:
-            tag = "th" if row.header else "td"
-            cells = "".join(f"<{tag}{_spans(cell)}>{self._cell(cell.blocks)}</{tag}>" for cell in row.cells)
-            (head if row.header else body).append(f"<tr>{cells}</tr>")
-        thead = f"<thead>{''.join(head)}</thead>" if head else ""
-        tbody = f"<tbody>{''.join(body)}</tbody>" if body else ""
         figcaption = ""
         if caption is not None and (text := self.inline.render(caption.children)):
             figcaption = f'<figcaption class="wp-element-caption">{text}</figcaption>'
-        html = f'<figure class="wp-block-table"><table>{thead}{tbody}</table>{figcaption}</figure>'
+        rows = table_rows(table, self._cell)
+        html = f'<figure class="wp-block-table"><table>{rows}</table>{figcaption}</figure>'
         return _block("table", html, {"hasFixedLayout": False})
 
     def _cell(self, blocks: list) -> str:
@@ -145,15 +140,6 @@ def _simple_table(table: Table) -> bool:
         for cell in row.cells
         for b in cell.blocks
     )
-
-
-def _spans(cell) -> str:
-    out = ""
-    if cell.colspan > 1:
-        out += f' colspan="{cell.colspan}"'
-    if cell.rowspan > 1:
-        out += f' rowspan="{cell.rowspan}"'
-    return out
 
 
 def footnote_html(writer: BlocksWriter, note: Note) -> str:

@@ -1,13 +1,16 @@
 """The document engine's entry point: .docx bytes -> ConversionResult.
 
 reader (WordprocessingML -> model) -> structure (lists, figures, title) -> writers (HTML, blocks,
-text) -> nh3. Only `app.core.errors` types leave this function.
+text) -> nh3. Only `app.core.errors` types leave this function. `write` is how the model becomes
+HTML, block markup and footnotes for every input (HTML too: app/documents/html_input.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from docx.opc.packuri import PackURI
@@ -20,7 +23,7 @@ from app.documents.blocks_writer import BlocksWriter, footnote_html
 from app.documents.html_writer import HtmlWriter
 from app.documents.images import ImageStore
 from app.documents.inline import plain_text
-from app.documents.model import Paragraph
+from app.documents.model import Note
 from app.documents.numbering import Numbering
 from app.documents.package import Limits, Package, detect_kind, parse_xml
 from app.documents.reader import Reader
@@ -32,7 +35,7 @@ from app.documents.result import (
     placeholder_keys,
 )
 from app.documents.sanitize import clean_blocks, clean_html
-from app.documents.structure import arrange, resolve_bookmarks, take_title
+from app.documents.structure import arrange, first_heading, resolve_bookmarks, take_title
 from app.documents.styles import Styles
 from app.documents.text_writer import text_of
 
@@ -137,39 +140,47 @@ def _convert_docx(
     title = (
         (plain_text(title_paragraph.children) if title_paragraph else "")
         or metadata.title
-        or _first_heading(blocks)
+        or first_heading(blocks)
     )
 
-    html = clean_html(HtmlWriter(images.is_dropped).document(blocks, notes))
-    seed = hashlib.sha256(data).hexdigest()
-    note_ids = {note.number: str(uuid.uuid5(_FOOTNOTE_NAMESPACE, f"{seed}:{note.number}")) for note in notes}
-    blocks_writer = BlocksWriter(images.is_dropped, note_ids, HtmlWriter(images.is_dropped))
-    markup = clean_blocks(blocks_writer.document(blocks, notes))
-    footnotes = [
-        Footnote(
-            note_ids[note.number], note.number, note.kind, clean_html(footnote_html(blocks_writer, note))
-        )
-        for note in notes
-    ]
+    written = write(blocks, notes, images.is_dropped)
     by_key = {image.key: image for image in images.kept()}
-    used = [by_key[key] for key in placeholder_keys(html) if key in by_key]
+    used = [by_key[key] for key in placeholder_keys(written.html) if key in by_key]
     return ConversionResult(
         title=title.strip(),
-        html=html,
-        blocks=markup,
+        html=written.html,
+        blocks=written.blocks,
         text=text_of(blocks, notes),
         images=used,
         metadata=metadata,
         report=report,
-        footnotes=footnotes,
+        footnotes=written.footnotes,
     )
 
 
-def _first_heading(blocks: list) -> str:
-    for block in blocks:
-        if isinstance(block, Paragraph) and block.kind == "h":
-            return plain_text(block.children)
-    return ""
+@dataclass
+class Written:
+    html: str  # sanitized semantic HTML
+    blocks: str  # sanitized WordPress block markup
+    footnotes: list[Footnote]  # the notes as core's footnotes: the block markup refers to them by id
+
+
+def _none_dropped(image) -> bool:
+    return False
+
+
+def write(blocks: list, notes: list[Note], is_dropped: Callable = _none_dropped) -> Written:
+    """The document model as HTML, block markup and footnotes: what every input (Word, HTML) is
+    written with. Footnote ids are derived from the HTML, so the same document gets the same ids."""
+    html = clean_html(HtmlWriter(is_dropped).document(blocks, notes))
+    seed = hashlib.sha256(html.encode()).hexdigest()
+    note_ids = {note.number: str(uuid.uuid5(_FOOTNOTE_NAMESPACE, f"{seed}:{note.number}")) for note in notes}
+    writer = BlocksWriter(is_dropped, note_ids, HtmlWriter(is_dropped))
+    footnotes = [
+        Footnote(note_ids[note.number], note.number, note.kind, clean_html(footnote_html(writer, note)))
+        for note in notes
+    ]
+    return Written(html, clean_blocks(writer.document(blocks, notes)), footnotes)
 
 
 def read_metadata(package: Package, report: ConversionReport) -> DocumentMetadata:

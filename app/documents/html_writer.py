@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 from app.documents.inline import InlineRenderer, image_tag, plain_text
-from app.documents.model import Figure, Group, Image, ListBlock, Note, NoteRef, Paragraph, Table
+from app.documents.model import Cell, Figure, Group, Image, ListBlock, Note, NoteRef, Paragraph, Table
 from app.documents.numbering import OL_TYPES
 
 
@@ -14,9 +15,15 @@ class BlockDispatch:
 
     _METHODS = {Paragraph: "paragraph", ListBlock: "list", Table: "table", Figure: "figure", Group: "group"}
 
+    inline: InlineRenderer
+
     def block(self, block) -> str:
         method = self._METHODS.get(type(block))
         return getattr(self, method)(block) if method else ""
+
+    def content(self, p: Paragraph) -> tuple[str, str]:
+        """A paragraph's inline HTML and its id attribute (` id="…"`, or "")."""
+        return self.inline.render(p.children), f' id="{escape(p.id)}"' if p.id else ""
 
 
 class HtmlWriter(BlockDispatch):
@@ -42,10 +49,9 @@ class HtmlWriter(BlockDispatch):
         return "\n".join(html for block in blocks if (html := self.block(block)))
 
     def paragraph(self, p: Paragraph) -> str:
-        content = self.inline.render(p.children)
+        content, id_attr = self.content(p)
         if not content:
             return ""
-        id_attr = f' id="{escape(p.id)}"' if p.id else ""
         if p.kind == "h":
             return f"<h{p.level}{id_attr}>{content}</h{p.level}>"
         return f"<p{id_attr}>{content}</p>"
@@ -77,14 +83,7 @@ class HtmlWriter(BlockDispatch):
         return self.blocks(blocks)
 
     def table(self, table: Table) -> str:
-        head, body = [], []
-        for row in table.rows:
-            tag = "th" if row.header else "td"
-            cells = "".join(f"<{tag}{_spans(cell)}>{self.cell(cell.blocks)}</{tag}>" for cell in row.cells)
-            (head if row.header else body).append(f"<tr>{cells}</tr>")
-        thead = f"<thead>{''.join(head)}</thead>" if head else ""
-        tbody = f"<tbody>{''.join(body)}</tbody>" if body else ""
-        return f"<table>{thead}{tbody}</table>"
+        return f"<table>{table_rows(table, self.cell)}</table>"
 
     def figure(self, figure: Figure) -> str:
         if isinstance(figure.content, Image):
@@ -123,7 +122,20 @@ class HtmlWriter(BlockDispatch):
         return f'<section class="footnotes"><ol>{"".join(items)}</ol></section>'
 
 
-def _spans(cell) -> str:
+def table_rows(table: Table, cell_html: Callable[[list], str]) -> str:
+    """A table's header rows (thead, th cells) and body rows (tbody, td cells), each cell's blocks
+    written by `cell_html`."""
+    head, body = [], []
+    for row in table.rows:
+        tag = "th" if row.header else "td"
+        cells = "".join(f"<{tag}{_spans(cell)}>{cell_html(cell.blocks)}</{tag}>" for cell in row.cells)
+        (head if row.header else body).append(f"<tr>{cells}</tr>")
+    thead = f"<thead>{''.join(head)}</thead>" if head else ""
+    tbody = f"<tbody>{''.join(body)}</tbody>" if body else ""
+    return thead + tbody
+
+
+def _spans(cell: Cell) -> str:
     out = ""
     if cell.colspan > 1:
         out += f' colspan="{cell.colspan}"'

@@ -29,6 +29,12 @@ def placeholder_keys(markup: str) -> list[str]:
     return list(seen)
 
 
+def placeholder_key(src: str) -> str | None:
+    """The image key of an `<img src>` that is an image placeholder, else None."""
+    found = _PLACEHOLDER_RE.fullmatch(src)
+    return found.group(1) if found else None
+
+
 def resolve_images(markup: str, urls: dict[str, str]) -> str:
     """Replace every image placeholder with its stored URL (unknown keys are left as they are)."""
 
@@ -102,7 +108,7 @@ class Footnote:
     """A footnote or endnote in WordPress core's format: the block markup refers to it by `id`
     (`<sup data-fn="id">`), its content travels in the post meta `footnotes` (see wordpress_meta)."""
 
-    id: str  # a UUID, stable for the same document bytes
+    id: str  # a UUID, stable for the same document (derived from its HTML)
     number: int
     kind: str  # "footnote" | "endnote"
     html: str  # inline HTML (sanitized, with image placeholders)

@@ -54,22 +54,22 @@ BLOCK_CLASSES = {
 }
 BLOCK_ATTRIBUTES = {**ATTRIBUTES, "ol": {"start", "type", "style"}, "ul": {"style"}, "sup": {"data-fn"}}
 
-_html = nh3.Cleaner(
-    tags=TAGS,
-    attributes=ATTRIBUTES,
-    allowed_classes=CLASSES,
-    url_schemes=URL_SCHEMES,
-    link_rel=None,
-    strip_comments=True,
-)
-_blocks = nh3.Cleaner(
-    tags=TAGS,
-    attributes=BLOCK_ATTRIBUTES,
-    allowed_classes=BLOCK_CLASSES,
-    url_schemes=URL_SCHEMES,
-    link_rel=None,
-    strip_comments=False,  # block delimiters are comments; the writers never put document text in one
-    filter_style_properties={"list-style-type"},
+
+def _cleaner(attributes: dict, classes: dict, **options) -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=TAGS,
+        attributes=attributes,
+        allowed_classes=classes,
+        url_schemes=URL_SCHEMES,
+        link_rel=None,
+        **options,
+    )
+
+
+_html = _cleaner(ATTRIBUTES, CLASSES, strip_comments=True)
+# Block delimiters are comments; the writers never put document text in one.
+_blocks = _cleaner(
+    BLOCK_ATTRIBUTES, BLOCK_CLASSES, strip_comments=False, filter_style_properties={"list-style-type"}
 )
 
 

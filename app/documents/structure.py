@@ -160,6 +160,14 @@ def take_title(blocks: list) -> Paragraph | None:
     return None
 
 
+def first_heading(blocks: list) -> str:
+    """The text of the first heading among the top-level blocks ("" without one)."""
+    for block in blocks:
+        if isinstance(block, Paragraph) and block.kind == "h":
+            return plain_text(block.children)
+    return ""
+
+
 def resolve_bookmarks(internal_links: list[Link], owners: dict[str, Paragraph]) -> None:
     """Give an id to each paragraph a link points to; unlink links to bookmarks that do not exist."""
     for link in internal_links:

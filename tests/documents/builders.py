@@ -234,3 +234,47 @@ def word_fib(encrypted: bool) -> bytes:
     """The start of a WordDocument stream: a FIB with or without fEncrypted."""
     flags = 0x0100 if encrypted else 0
     return struct.pack("<HHHHHH", 0xA5EC, 0xC1, 0, 0x0409, 0, flags)
+
+
+def structured_manuscript(title: str, image: bytes) -> bytes:
+    """A heading per level, a footnote, a table with a header row and a caption, an image with alt text
+    and a caption, nested and lettered lists, a quote, code and an equation; "In order to" in the text
+    for the test model to rewrite."""
+    styles = (
+        style("Heading1", "heading 1")
+        + style("Heading2", "heading 2")
+        + style("Caption", "caption")
+        + style("Quote", "Quote")
+        + style("Code", "Source Code")
+    )
+    numbering = abstract_num(1, [("bullet", 1), ("bullet", 1)]) + abstract_num(2, [("lowerLetter", 3)])
+    numbering += num(1, 1) + num(2, 2)
+    footnotes = (
+        '<w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote>'
+        '<w:footnote w:id="1"><w:p><w:r><w:footnoteRef/></w:r>' + r(" Council minutes, page 4.") + "</w:p></w:footnote>"
+    )
+
+    def cell(text: str) -> str:
+        return f"<w:tc>{p(text)}</w:tc>"
+
+    header = "<w:tr><w:trPr><w:tblHeader/></w:trPr>" + cell("Item") + cell("Cost") + "</w:tr>"
+    table = f"<w:tbl>{header}<w:tr>{cell('Pipes')}{cell('3.5')}</w:tr><w:tr>{cell('Filters')}{cell('9')}</w:tr></w:tbl>"
+    equation = "<m:oMath><m:r><m:t>x</m:t></m:r><m:r><m:t>=</m:t></m:r><m:r><m:t>2</m:t></m:r></m:oMath>"
+    body = (
+        p(title, "Heading1")
+        + p(runs=r("In order to save water the harbour board met.") + '<w:r><w:footnoteReference w:id="1"/></w:r>')
+        + p("What it costs", "Heading2")
+        + p("Table 1: Costs", "Caption")
+        + table
+        + p(runs=inline_image("rIdimage1.png", alt="The harbour at dawn"))
+        + p("Figure 1: The harbour", "Caption")
+        + li("Pipes in order to carry water", 1)
+        + li("Steel pipes", 1, level=1)
+        + li("Filters", 1)
+        + li("Third step", 2)
+        + li("Fourth step", 2)
+        + p("In order to grow, we build.", "Quote")
+        + p("flow = pipes * 2", "Code")
+        + f"<w:p><m:oMathPara>{equation}</m:oMathPara></w:p>"
+    )
+    return docx(body, styles=styles, numbering=numbering, footnotes=footnotes, media={"image1.png": image})

@@ -27,7 +27,8 @@ A test-only mu-plugin (wordpress_files/mu-plugins) reads a control file to injec
 REST requests answer 500, or 429 with Retry-After, before or after WordPress did the work; or, with
 `fail_randomly(ratio, seed=…)`, a seeded share of all REST requests fail with 429, 500 or a timeout)
 and logs every REST request, so tests can count retries. The harness's own reads (`client()`,
-`posts()`, `count_posts()`) carry a header that exempts them from the random faults.
+`posts()`, `count_posts()`) carry a header that exempts them from the random faults. It also registers
+the post meta `footnotes` as WordPress 6.3+ does (this site is 6.1), so a post's notes can be read back.
 
     python -m tests.servers.wordpress up     # starts one and prints its URL and password, until Ctrl-C
 """

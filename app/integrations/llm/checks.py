@@ -113,7 +113,7 @@ def check_edit(original_html: str, edited_html: str, *, language: str = "") -> l
     if invented := edited_numbers - original_numbers:
         problems.append(f"numbers that are not in the original: {_quote(sorted(invented))}")
     # Headings are often in Title Case: their capitals say nothing about names.
-    soup = markup.parse(original_html)
+    soup = markup.parse_html(original_html)
     for heading in soup.find_all(markup.HEADINGS):
         heading.decompose()
     body_text = markup.text_of(markup.serialize(soup))

@@ -2,7 +2,7 @@
 edit), structure, blocks.
 
 The article HTML is a flat sequence of block elements (p, h1-h6, ul/ol, table, blockquote, figure …)
-as the converter writes it. BeautifulSoup's pure-Python parser keeps a fragment as a fragment.
+as the converter writes it, parsed as a fragment (app.documents.html_input.parse_html).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.dammit import EntitySubstitution
-from bs4.formatter import HTMLFormatter
+from bs4 import NavigableString, Tag
 
+from app.documents.html_input import parse_html, serialize
 from app.documents.sanitize import clean_html as clean_html_allowlist
 
 HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
@@ -27,20 +26,6 @@ KEEP_TOKEN = "keep:"  # <img src="keep:1">: what the model sees instead of a par
 KEPT_ELEMENTS = ["pre", "math", "section"]
 
 
-def parse(html: str) -> BeautifulSoup:
-    return BeautifulSoup(html, "html.parser")
-
-
-# HTML5 void elements (`<img>`, not `<img/>`) but `alt=""` kept explicit.
-_FORMATTER = HTMLFormatter(
-    entity_substitution=EntitySubstitution.substitute_xml, void_element_close_prefix=None
-)
-
-
-def serialize(soup: BeautifulSoup | Tag) -> str:
-    return soup.decode(formatter=_FORMATTER)
-
-
 def sanitize(html: str) -> str:
     """The model's HTML is untrusted: it leaves through the same allow-list as the converter's."""
     return clean_html_allowlist(html)
@@ -51,7 +36,7 @@ _LINE_BREAKING = [*TEXT_BLOCKS, "div", "section", "table", "ul", "ol", "dl", "fi
 
 def text_of(html: str) -> str:
     """Plain text, one line per block (and per table cell)."""
-    soup = parse(html)
+    soup = parse_html(html)
     for tag in soup.find_all(_LINE_BREAKING):
         tag.insert_before("\n")
         tag.insert_after("\n")
@@ -67,7 +52,7 @@ def block_texts(html: str, *, with_tags: bool = True) -> list[str]:
     """The text of each innermost block, in order; images and link targets written inline, so a
     diff of these lines shows when one of them moves or disappears.  `h2: Heading`, `p: Text …`,
     `figure: [image src] Caption`."""
-    soup = parse(html)
+    soup = parse_html(html)
     for img in soup.find_all("img"):
         img.replace_with(f" [image {img.get('src', '')}] " if with_tags else " ")
     if with_tags:
@@ -96,7 +81,7 @@ def clean_html(html: str, *, drop_leading_heading: str = "") -> str:
     """Light cleaning that changes no words: no empty paragraphs or empty inline tags, whitespace
     collapsed, and the leading heading dropped when it repeats the post title (WordPress shows the
     title itself)."""
-    soup = parse(html)
+    soup = parse_html(html)
     for tag in soup.find_all(["strong", "em", "b", "i", "u", "span"]):
         if not tag.get_text(strip=True) and not tag.find("img"):
             tag.unwrap()
@@ -120,12 +105,12 @@ def clean_html(html: str, *, drop_leading_heading: str = "") -> str:
 
 
 def first_heading(html: str) -> str:
-    tag = parse(html).find(HEADINGS)
+    tag = parse_html(html).find(HEADINGS)
     return _inline_text(tag) if tag else ""
 
 
 def headings_of(html: str) -> list[str]:
-    return [_inline_text(tag) for tag in parse(html).find_all(HEADINGS)]
+    return [_inline_text(tag) for tag in parse_html(html).find_all(HEADINGS)]
 
 
 # --- placeholders ---------------------------------------------------------------------------
@@ -146,7 +131,7 @@ class Protected:
 
 
 def protect(html: str) -> Protected:
-    soup = parse(html)
+    soup = parse_html(html)
     out = Protected(html="")
     n = 0
     while (element := soup.find(KEPT_ELEMENTS)) is not None:  # outermost first
@@ -169,7 +154,7 @@ def protect(html: str) -> Protected:
 
 def restore(html: str, protected: Protected) -> str:
     """Put the originals back; an unknown token is dropped (the model may not add images or links)."""
-    soup = parse(html)
+    soup = parse_html(html)
     for link in soup.find_all("a"):
         original = protected.links.get(link.get("href", ""))
         if original is None:
@@ -179,7 +164,7 @@ def restore(html: str, protected: Protected) -> str:
     for img in soup.find_all("img"):  # last: kept parts come back verbatim, links and all
         src = img.get("src", "")
         if src in protected.kept:
-            img.replace_with(parse(protected.kept[src]))
+            img.replace_with(parse_html(protected.kept[src]))
         elif src in protected.images:
             img.attrs = dict(protected.images[src])
         else:
@@ -200,7 +185,7 @@ class Structure:
 
 
 def structure_of(html: str) -> Structure:
-    soup = parse(html)
+    soup = parse_html(html)
     tables = []
     for table in soup.find_all("table"):
         rows = table.find_all("tr")
@@ -216,7 +201,7 @@ def structure_of(html: str) -> Structure:
 
 def top_level_blocks(html: str) -> list[str]:
     """The fragment's top-level pieces as HTML strings (stray top-level text becomes a piece too)."""
-    soup = parse(html)
+    soup = parse_html(html)
     blocks = []
     for node in soup.contents:
         if isinstance(node, Tag):
@@ -244,6 +229,6 @@ def drop_leading_heading_block(blocks: str, titles: list[str]) -> str:
     found = _LEADING_HEADING_BLOCK.match(blocks)
     if found is None:
         return blocks
-    text = " ".join(parse(found.group(1)).get_text(" ").split()).casefold()
+    text = " ".join(parse_html(found.group(1)).get_text(" ").split()).casefold()
     wanted = {" ".join(t.split()).casefold() for t in titles if t and t.strip()}
     return blocks[found.end() :] if text in wanted else blocks

@@ -92,7 +92,7 @@ def _is_prose(text: str) -> bool:
 
 
 def opening_excerpt(html: str, title: str = "", max_chars: int = 300) -> str:
-    soup = markup.parse(html)
+    soup = markup.parse_html(html)
     prose = []
     for paragraph in soup.find_all(["p", "li", "blockquote"]):
         if paragraph.find_parent(["table", "section", "figure"]):  # cells, footnotes, captions
@@ -142,7 +142,7 @@ def choose_category(categories: list[str], text: str, tags: list[str]) -> str | 
 
 def _prose_text(html: str) -> str:
     """The text without code and formulas: their identifiers make poor tags."""
-    soup = markup.parse(html)
+    soup = markup.parse_html(html)
     for code in soup.find_all(["pre", "code", "math"]):
         code.decompose()
     return markup.text_of(markup.serialize(soup))

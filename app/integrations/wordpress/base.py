@@ -23,6 +23,7 @@ class PostDraft:
     title: str
     html: str  # classic HTML body, image URLs resolved
     blocks: str  # block markup body, image URLs resolved
+    meta: dict[str, str] = field(default_factory=dict)  # post meta sent with the blocks (core's footnotes)
     excerpt: str = ""
     slug: str = ""
     tags: list[str] = field(default_factory=list)

@@ -8,7 +8,8 @@ One `publish()`:
    image always — reusing what the site already has (the caller's media index, else the attachment's
    content-addressed slug), with alt text and caption;
 4. rewrites image URLs in the body (classic HTML or block markup, wp:image gets the media id) and
-   creates or updates the post (status, date for scheduled posts, slug, excerpt, featured_media).
+   creates or updates the post (status, date for scheduled posts, slug, excerpt, featured_media, and
+   with block markup the draft's post meta: core's `footnotes`).
 
 Exactly once, with core REST features only. Every post carries an invisible marker at the end of its
 body, an HTML comment `<!-- copydesk:post:KEY -->`, where KEY is the draft's `idempotency_key` (the
@@ -177,9 +178,8 @@ class WordPressPublisher:
         media = self._import_images(to_import, post_id=existing["id"] if existing else None)
 
         # 4. The body and the post.
-        body = (
-            (draft.blocks if self.site.body_format == "blocks" else draft.html) or draft.html or draft.blocks
-        )
+        as_blocks = bool(draft.blocks) and (self.site.body_format == "blocks" or not draft.html)
+        body = draft.blocks if as_blocks else draft.html
         if self.site.import_images:
             body = rewrite_images(body, {by_key[k].url: ref for k, ref in media.items() if by_key[k].url})
         payload: dict = {
@@ -190,6 +190,8 @@ class WordPressPublisher:
             "tags": tags,
             "featured_media": media[featured_key].id if featured_key else 0,
         }
+        if as_blocks and draft.meta:
+            payload["meta"] = draft.meta
         if categories:
             payload["categories"] = categories
         if draft.slug:

@@ -38,9 +38,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.core.db import session_scope
 from app.core.errors import NotFound, PermanentError
-from app.documents import placeholder_keys, resolve_images
+from app.documents import from_html, placeholder_keys, resolve_images
 from app.integrations.wordpress import PostDraft, PostImage, WordPressPublisher
-from app.integrations.wordpress.content import html_to_blocks
 from app.models import Asset, Document, SiteMedia
 from app.services import preview_url, storage
 from app.tasks.sites import site_for, wordpress_site
@@ -137,14 +136,16 @@ def _filename(doc: Document | None, asset: Asset, number: int) -> str:
     return f"{stem}-{number}{ext}"
 
 
-def _body_blocks(art, urls: dict[str, str]) -> str:
-    """The block body: the converter's blocks, unless the article was edited as HTML after them
-    (the edit step writes HTML), in which case the edited HTML is turned into blocks."""
+def _body_blocks(art, urls: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The block body and its post meta (core's footnotes): the converter's blocks while they hold
+    the article's text, else the article's HTML (the edit step writes HTML) read back into the
+    document model and written by the converter's block writer, so the edit keeps the structure."""
     edited = art.html != resolve_images(art.original_html, urls)
     blocks_untouched = art.blocks == resolve_images(art.original_blocks, urls)
-    if edited and blocks_untouched:
-        return html_to_blocks(art.html)
-    return art.blocks or html_to_blocks(art.html)
+    if art.blocks and not (edited and blocks_untouched):
+        return art.blocks, dict((art.doc_metadata or {}).get("wp_meta") or {})
+    body = from_html(art.html, image_keys={url: key for key, url in urls.items()})
+    return resolve_images(body.blocks, urls), body.wordpress_meta()
 
 
 # --- the step ------------------------------------------------------------------------------------
@@ -189,10 +190,12 @@ def publish(ctx: StepContext) -> dict:
         chosen = list(in_body)
         if featured_key and featured_key not in {a.key for a in chosen}:
             chosen.append(next(a for a in assets if a.key == featured_key))
+        blocks, meta = _body_blocks(art, urls) if site.body_format == "blocks" else (art.html, {})
         draft = PostDraft(
             title=str(wanted.get("title") or art.title),
             html=art.html,
-            blocks=_body_blocks(art, urls) if site.body_format == "blocks" else art.html,
+            blocks=blocks,
+            meta=meta,
             excerpt=str(wanted.get("excerpt") or art.excerpt or ""),
             slug=str(wanted.get("slug") or art.slug or ""),
             tags=_names(wanted.get("tags")) or list(art.tags or []),

@@ -181,3 +181,12 @@ add_filter('wp_is_application_passwords_available', function ($available) {
     $flag = copydesk_test_control_flag('app_passwords');
     return $flag === null ? $available : (bool) $flag;
 }, 100);
+
+// WordPress 6.3+ registers the post meta `footnotes`, where the core/footnotes block keeps its notes
+// (the block markup refers to them by id). This site (6.1) gets the same registration, so the notes
+// Copydesk sends with a post can be read back.
+add_action('init', function () {
+    if (!registered_meta_key_exists('post', 'footnotes', 'post')) {
+        register_post_meta('post', 'footnotes', ['show_in_rest' => true, 'single' => true, 'type' => 'string']);
+    }
+});
