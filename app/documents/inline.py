@@ -71,15 +71,27 @@ class InlineRenderer:
                     out.append("<br>")
             elif kind is Link:
                 # Word underlines links through the Hyperlink style: the <a> says it already.
+                # Spaces at the edges of the link's text stay outside it, and apart from the text
+                # around it (a TOC entry's page number is a link inside a link after a tab).
+                leading, trailing = _edge_spaces(node.children)
                 if in_link:  # no link inside a link
                     inner = self.render(node.children, base | UNDERLINE | _common_marks(node.children), True)
+                    if inner and started and leading:
+                        pending = " "
+                    if inner:
+                        place_pending()
                 else:
                     common = _common_marks(node.children) & ~base & ~UNDERLINE
-                    set_marks(common)
                     inner = self.render(node.children, base | common | UNDERLINE, True)
-                    inner = f'<a href="{escape(node.href)}">{inner}</a>' if inner else ""
+                    if inner:
+                        if started and leading:
+                            pending = " "
+                        set_marks(common)
+                        inner = f'<a href="{escape(node.href)}">{inner}</a>'
                 out.append(inner)
-                started = started or bool(inner)
+                if inner:
+                    started = True
+                    pending = " " if trailing else ""
             elif kind is Image:
                 if self.is_dropped(node.ref):
                     continue
@@ -117,6 +129,28 @@ def _flatten(nodes: list):
             yield from _flatten(node.children)
         else:
             yield node
+
+
+def _edge_spaces(nodes: list) -> tuple[bool, bool]:
+    """Whether the text of these inlines starts and ends with whitespace (a tab counts)."""
+    text = _raw_text(nodes)
+    return bool(text) and text[0].isspace(), bool(text) and text[-1].isspace()
+
+
+def _raw_text(nodes: list) -> str:
+    """The text of inlines as written, edges included (links read through, breaks as newlines)."""
+    parts: list[str] = []
+    for node in nodes:
+        kind = type(node)
+        if kind is Text:
+            parts.append(node.text)
+        elif kind is Break:
+            parts.append("\n")
+        elif kind is Link:
+            parts.append(_raw_text(node.children))
+        elif kind in (Image, NoteRef, Math):
+            parts.append("\0")  # content that is not whitespace
+    return "".join(parts)
 
 
 def _common_marks(nodes: list) -> int:

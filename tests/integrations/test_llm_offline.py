@@ -15,6 +15,7 @@ from app.integrations.llm import (
     EditResult,
     MemoryEditCache,
     OfflineEditor,
+    SiteTerm,
     Usage,
     cache_key,
     check_edit,
@@ -142,10 +143,14 @@ def test_offline_editor_in_german():
         "Kläranlage eröffnet. Bürgermeisterin Anna Berger sagte, die Anlage versorge 40.000 Haushalte "
         "mit gereinigtem Wasser.</p>"
     )
-    result = OfflineEditor().edit(EditRequest(html=html, text="", language="de"))
+    site_tags = [SiteTerm("Musterstadt", "musterstadt"), SiteTerm("Wasser", "wasser"), SiteTerm("Sport", "sport")]
+    result = OfflineEditor().edit(EditRequest(html=html, text="", language="de", site_tags=site_tags))
     assert result.title == "Neue Kläranlage in Musterstadt"
-    assert result.slug == "neue-klaranlage-in-musterstadt"
-    assert result.tags and all(tag.lower() not in {"die", "der", "hat"} for tag in result.tags)
+    # The slug keeps the letters (WordPress folds them by the site's locale); none is dropped.
+    assert result.slug == "neue-kläranlage-in-musterstadt"
+    # Tags: phrases the title names, and the site's terms the text mentions; nothing else.
+    assert result.tags[0] == "Musterstadt" and "Wasser" in result.tags and "Sport" not in result.tags
+    assert all(tag.lower() not in {"die", "der", "hat"} for tag in result.tags)
 
 
 # --- checks ----------------------------------------------------------------------------------------
