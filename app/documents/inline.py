@@ -133,24 +133,8 @@ def _flatten(nodes: list):
 
 def _edge_spaces(nodes: list) -> tuple[bool, bool]:
     """Whether the text of these inlines starts and ends with whitespace (a tab counts)."""
-    text = _raw_text(nodes)
+    text = _joined(nodes, image="\0")
     return bool(text) and text[0].isspace(), bool(text) and text[-1].isspace()
-
-
-def _raw_text(nodes: list) -> str:
-    """The text of inlines as written, edges included (links read through, breaks as newlines)."""
-    parts: list[str] = []
-    for node in nodes:
-        kind = type(node)
-        if kind is Text:
-            parts.append(node.text)
-        elif kind is Break:
-            parts.append("\n")
-        elif kind is Link:
-            parts.append(_raw_text(node.children))
-        elif kind in (Image, NoteRef, Math):
-            parts.append("\0")  # content that is not whitespace
-    return "".join(parts)
 
 
 def _common_marks(nodes: list) -> int:
@@ -164,6 +148,11 @@ def _common_marks(nodes: list) -> int:
 
 
 def plain_text(nodes: list) -> str:
+    return _joined(nodes).strip()
+
+
+def _joined(nodes: list, image: str = "") -> str:
+    """The text of inlines with its edges (links read through, breaks as newlines)."""
     parts: list[str] = []
     for node in nodes:
         kind = type(node)
@@ -172,9 +161,11 @@ def plain_text(nodes: list) -> str:
         elif kind is Break:
             parts.append("\n")
         elif kind is Link:
-            parts.append(plain_text(node.children))
+            parts.append(_joined(node.children, image))
         elif kind is NoteRef:
             parts.append(f"[{node.note.number}]")
         elif kind is Math:
             parts.append(node.text)
-    return "".join(parts).strip()
+        elif kind is Image:
+            parts.append(image)
+    return "".join(parts)

@@ -189,9 +189,21 @@ class Reader:
 
     def unread_text(self) -> int:
         """Characters of text in what was read (body, notes) that the pass never visited: text in
-        elements the reader does not know. Deleted text and unchosen alternatives do not count."""
+        elements the reader does not know (named in `unknown`). Deleted text and unchosen
+        alternatives do not count."""
         present = sum(text_chars(root) for root in self._roots)
-        return max(0, present - self._alternate_chars - self._visited_chars)
+        unread = max(0, present - self._alternate_chars - self._visited_chars)
+        if unread:
+            for root in self._roots:  # text of another vocabulary: named by its outermost element
+                for t in _FOREIGN_TEXT(root, w=N.W_NS, m=N.M_NS):
+                    outer = t
+                    for ancestor in t.iterancestors():
+                        if etree.QName(ancestor).namespace != etree.QName(t).namespace:
+                            break
+                        outer = ancestor
+                    name = etree.QName(outer).localname
+                    self.unknown.add(f"{outer.prefix}:{name}" if outer.prefix else name)
+        return unread
 
     # --- text left out ---------------------------------------------------------------------------
 
@@ -888,6 +900,9 @@ _ARTICLE_TEXT = etree.XPath(
     ".//w:t[not(ancestor::w:del or ancestor::w:moveFrom)]/text()"
     " | .//*[local-name()='t' and namespace-uri()!=$w and namespace-uri()!=$m]/text()",
     namespaces={"w": N.W_NS},
+)
+_FOREIGN_TEXT = etree.XPath(
+    ".//*[local-name()='t' and namespace-uri()!=$w and namespace-uri()!=$m][text()]", namespaces={"w": N.W_NS}
 )
 _HAS_TEXT = etree.XPath(
     "boolean(.//w:t[text()] | .//*[local-name()='t' and namespace-uri()!=$w and namespace-uri()!=$m][text()])",

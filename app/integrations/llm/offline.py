@@ -281,7 +281,8 @@ class OfflineEditor:
             excerpt = excerpt_of(paragraphs[0], self.excerpt_chars)
         elif paragraphs:
             excerpt = summarize(" ".join(paragraphs), self.excerpt_chars, keywords)
-        headings = [title, *markup.headings_of(html)]
+        # The document's own title and headings (a title made from the first line is not one).
+        headings = [request.title, *markup.headings_of(request.html)]
         prose = _prose_text(html, without_headings=True)
         tags = choose_tags(request.keywords, headings, keywords, request.site_tags, prose, self.max_tags)
         return EditResult(
