@@ -3,12 +3,14 @@
 Public surface used by the rest of Copydesk:
 - `detect_kind(data, filename)` -> "docx" | "doc", or InvalidDocument / EncryptedDocument
 - `convert(data, filename=..., limits=..., libreoffice=...)` -> ConversionResult: sanitized HTML,
-  WordPress block markup, plain text, images (by content hash), footnotes, metadata and a report
+  WordPress block markup, plain text, images (by content hash), footnotes, metadata, the featured
+  image and a report (what was left out, and how many characters of text)
 - `resolve_images(markup, urls)`, `placeholder_keys(markup)`, `image_placeholder(key)`
 - `LibreOffice`, `docs_to_docx`, `doc_to_docx` (app.documents.legacy): .doc -> .docx in batches
 
 Layout: package (zip + hardened XML) -> reader (WordprocessingML -> model) -> structure (lists,
-figures, title) -> html_writer / blocks_writer / text_writer -> sanitize (nh3).
+figures, title) -> html_writer / blocks_writer / text_writer -> sanitize (nh3). Beside them:
+featured (which image is the featured one), words (ICU word and sentence boundaries).
 """
 
 from app.documents.convert import convert
