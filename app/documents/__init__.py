@@ -3,7 +3,8 @@
 Public surface used by the rest of Copydesk:
 - `detect_kind(data, filename)` -> "docx" | "doc", or InvalidDocument / EncryptedDocument
 - `convert(data, filename=..., limits=..., libreoffice=...)` -> ConversionResult: sanitized HTML,
-  WordPress block markup, plain text, images (by content hash), footnotes, metadata and a report
+  WordPress block markup, plain text, images (by content hash), footnotes, metadata, the featured
+  image and a report (what was left out, and how many characters of text)
 - `convert_html(data, title=...)` (a mail body) and `from_html(html, image_keys=...)` (an article's
   HTML after the edit) -> ConversionResult: the HTML read into the same model, written by the same
   writers (app.documents.html_input)
@@ -12,7 +13,8 @@ Public surface used by the rest of Copydesk:
 
 Layout: package (zip + hardened XML) -> reader (WordprocessingML -> model) -> structure (lists,
 figures, title) -> html_writer / blocks_writer / text_writer -> sanitize (nh3); html_input reads HTML
-(BeautifulSoup with lxml) into the same model.
+(BeautifulSoup with lxml) into the same model. Beside them: featured (which image is the featured
+one), words (ICU word and sentence boundaries).
 """
 
 from app.documents.convert import convert

@@ -20,6 +20,7 @@ from lxml import etree
 from app.core.errors import CopydeskError, DependencyMissing, InvalidDocument, LimitExceeded
 from app.documents import ns as N
 from app.documents.blocks_writer import BlocksWriter, footnote_html
+from app.documents.featured import choose_featured_image
 from app.documents.html_writer import HtmlWriter
 from app.documents.images import ImageStore
 from app.documents.inline import plain_text
@@ -118,6 +119,16 @@ def _convert_docx(
         package, Styles(styles_root), Numbering(numbering_root, styles_root), images, report, limits
     )
     blocks = reader.read_body(body)
+    if unread := reader.unread_text():
+        report.drop_text("unknown_element", unread)
+        names = ", ".join(sorted(reader.unknown)) or "elements the converter does not read"
+        report.warn(f"{unread} characters of text inside {names} could not be read and were left out")
+    if report.dropped.get("table_of_contents"):
+        report.warn("the table of contents was left out (its page numbers mean nothing on the web)")
+    if report.dropped.get("page_number"):
+        report.warn("page numbers (PAGEREF fields) were left out: they mean nothing on the web")
+    if report.dropped_text.get("hidden_text"):
+        report.warn("hidden text was left out")
     images.finish(libreoffice)
     resolve_bookmarks(reader.internal_links, reader.bookmark_owner)
     blocks = arrange(blocks)
@@ -146,6 +157,14 @@ def _convert_docx(
     written = write(blocks, notes, images.is_dropped)
     by_key = {image.key: image for image in images.kept()}
     used = [by_key[key] for key in placeholder_keys(written.html) if key in by_key]
+    report.missing_alt = [image.key for image in used if not image.alt]
+    if report.missing_alt:
+        generated = report.constructs.get("generated_alt_text", 0)
+        note = f" ({generated} had a description Word generated, which was removed)" if generated else ""
+        report.warn(f"{len(report.missing_alt)} image(s) need an alt text{note}")
+    featured = choose_featured_image(used)
+    if used and featured.image is None:
+        report.warn(featured.reason)
     return ConversionResult(
         title=title.strip(),
         html=written.html,
@@ -155,6 +174,7 @@ def _convert_docx(
         metadata=metadata,
         report=report,
         footnotes=written.footnotes,
+        featured_image=featured.image,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,28 @@ _WEB_FORMATS = {
     "WEBP": ("webp", "image/webp"),
 }
 _OPEN_FORMATS = ["PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "WMF"]
+
+
+# What Word (and Office's "alt text" service) writes when it describes an image by itself: "Table
+# Description automatically generated", "A picture containing text, sign", "… with medium
+# confidence", "AI-generated content may be incorrect.", in the languages Office writes them in.
+_GENERATED_ALT = re.compile(
+    r"description (?:automatically generated|generated with|generated automatically)"
+    r"|automatically generated description|ai-generated content may be incorrect"
+    r"|generated with (?:very )?(?:high|medium|low) confidence"
+    r"|automatisch generierte beschreibung|description générée automatiquement"
+    r"|descripción generada automáticamente|descrizione generata automaticamente"
+    r"|descrição gerada automaticamente|automatisch gegenereerde beschrijving"
+    r"|автоматически созданное описание|自動的に生成された説明|自动生成的说明|自動產生的描述|자동 생성된 설명"
+    r"|^(?:a picture containing|ein bild, das|une image contenant"
+    r"|imagen que contiene|immagine che contiene|imagem que contém)\b",
+    re.I,
+)
+
+
+def is_generated_alt(text: str) -> bool:
+    """True when an alt text is one Office generated, not one a person wrote."""
+    return bool(text) and bool(_GENERATED_ALT.search(" ".join(text.split())))
 
 
 def _hash_key(data: bytes, ext: str) -> tuple[str, str]:

@@ -71,15 +71,27 @@ class InlineRenderer:
                     out.append("<br>")
             elif kind is Link:
                 # Word underlines links through the Hyperlink style: the <a> says it already.
+                # Spaces at the edges of the link's text stay outside it, and apart from the text
+                # around it (a TOC entry's page number is a link inside a link after a tab).
+                leading, trailing = _edge_spaces(node.children)
                 if in_link:  # no link inside a link
                     inner = self.render(node.children, base | UNDERLINE | _common_marks(node.children), True)
+                    if inner and started and leading:
+                        pending = " "
+                    if inner:
+                        place_pending()
                 else:
                     common = _common_marks(node.children) & ~base & ~UNDERLINE
-                    set_marks(common)
                     inner = self.render(node.children, base | common | UNDERLINE, True)
-                    inner = f'<a href="{escape(node.href)}">{inner}</a>' if inner else ""
+                    if inner:
+                        if started and leading:
+                            pending = " "
+                        set_marks(common)
+                        inner = f'<a href="{escape(node.href)}">{inner}</a>'
                 out.append(inner)
-                started = started or bool(inner)
+                if inner:
+                    started = True
+                    pending = " " if trailing else ""
             elif kind is Image:
                 if self.is_dropped(node.ref):
                     continue
@@ -119,6 +131,12 @@ def _flatten(nodes: list):
             yield node
 
 
+def _edge_spaces(nodes: list) -> tuple[bool, bool]:
+    """Whether the text of these inlines starts and ends with whitespace (a tab counts)."""
+    text = _joined(nodes, image="\0")
+    return bool(text) and text[0].isspace(), bool(text) and text[-1].isspace()
+
+
 def _common_marks(nodes: list) -> int:
     common = -1
     for node in nodes:
@@ -130,6 +148,11 @@ def _common_marks(nodes: list) -> int:
 
 
 def plain_text(nodes: list) -> str:
+    return _joined(nodes).strip()
+
+
+def _joined(nodes: list, image: str = "") -> str:
+    """The text of inlines with its edges (links read through, breaks as newlines)."""
     parts: list[str] = []
     for node in nodes:
         kind = type(node)
@@ -138,9 +161,11 @@ def plain_text(nodes: list) -> str:
         elif kind is Break:
             parts.append("\n")
         elif kind is Link:
-            parts.append(plain_text(node.children))
+            parts.append(_joined(node.children, image))
         elif kind is NoteRef:
             parts.append(f"[{node.note.number}]")
         elif kind is Math:
             parts.append(node.text)
-    return "".join(parts).strip()
+        elif kind is Image:
+            parts.append(image)
+    return "".join(parts)

@@ -5,10 +5,17 @@ One pass over the body with lxml, dispatching on tags. Word constructs that only
 comments, field codes, page and section breaks are not. Fields (HYPERLINK, REF, SEQ) are followed
 across runs and paragraphs with a small stack. Text boxes are emitted as blocks after the paragraph
 that anchors them; notes are read after the body, in the order they are referenced.
+
+What a web article should not have is left out and reported: tables of contents (TOC fields, their
+content controls and paragraphs in TOC styles) and page numbers (PAGEREF fields). Hidden text is left
+out too. Every w:t the reader visits is counted, so `unread_text()` can tell, after the pass, how
+much text sat in elements it does not know (read through when they hold paragraphs or runs): that
+text is reported, never lost silently.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -16,7 +23,8 @@ from lxml import etree
 
 from app.core.errors import InvalidDocument, LimitExceeded
 from app.documents import ns as N
-from app.documents.images import ImageStore
+from app.documents.images import ImageStore, is_generated_alt
+from app.documents.inline import plain_text
 from app.documents.model import (
     Break,
     Cell,
@@ -46,6 +54,17 @@ _EMU_PER_PX = 9525
 _ON = {None, "1", "true", "on"}
 # mc:Choice branches we can read (by the conventional prefixes of their Requires attribute).
 _READABLE_CHOICES = {"wps", "wpg", "wpc", "wpi", "wp14", "w14", "w15", "w16se", "a14", "m", "v", "o", "w10"}
+# Fields whose result is left out of the article: page numbers mean nothing on the web.
+_OMITTED_FIELDS = {"TOC": "table_of_contents", "PAGEREF": "page_number"}
+# A heading right before a table of contents that only names it.
+_CONTENTS_HEADING = re.compile(
+    r"^\W*(table of contents|contents|inhalt|inhaltsverzeichnis|sommaire|table des matières|índice|"
+    r"indice|contenido|contenidos|sumário|inhoud|innehåll|indholdsfortegnelse|spis treści|obsah|"
+    r"содержание|оглавление|目次|目录|目錄|목차)\W*$",
+    re.I,
+)
+# Elements the reader skips on purpose (no article text in them, or text it reports itself).
+_SKIPPED = {N.W_PPR, N.W_RPR, N.W_SECT_PR, N.W_TBL_PR, N.W_SDT_PR, N.W_DEL, N.W_MOVE_FROM}
 _VML_LENGTH = re.compile(r"(width|height)\s*:\s*(\d+(?:\.\d+)?)\s*(pt|px|in|cm|mm)?", re.I)
 _PX_PER_UNIT = {"pt": 96 / 72, "px": 1.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, None: 96 / 72}
 
@@ -81,6 +100,7 @@ class _Field:
     in_code: bool = True
     link: Link | None = None
     depth: int = 0  # sink depth under the link
+    omitted: str | None = None  # why its result is left out (a table of contents, a page number)
 
 
 @dataclass
@@ -125,6 +145,13 @@ class Reader:
         self._depth = 0
         self.internal_links: list[Link] = []
         self.bookmark_owner: dict[str, Paragraph] = {}
+        self._omitted: list[str] = []  # what the text being read is left out as (innermost last)
+        self._visited_chars = 0  # characters of every w:t read, kept or left out
+        self._alternate_chars = 0  # characters in the branches of mc:AlternateContent not chosen
+        self._roots: list[etree._Element] = []  # what was read: the body, then each note
+        self.unknown: set[str] = set()  # tags of unknown elements that held text
+        self._toc_started = False  # a table of contents began in the paragraph being read
+        self._in_toc_paragraphs = False  # the last paragraph was a table of contents entry
 
     # --- parts ---------------------------------------------------------------------------------
 
@@ -148,15 +175,73 @@ class Reader:
         self._note_parts[kind] = part or ""
 
     def read_body(self, body: etree._Element) -> list:
+        self._roots.append(body)
         blocks = self.blocks(body)
         self._flush_carry(blocks)
         while self._pending_notes:  # notes may reference further notes
             note, element, part = self._pending_notes.pop(0)
             self._switch_part(part)
-            self._fields, self._code_depth = [], 0
+            self._fields, self._code_depth, self._omitted = [], 0, []
+            self._roots.append(element)
             note.blocks = self.blocks(element)
             self._flush_carry(note.blocks)
         return blocks
+
+    def unread_text(self) -> int:
+        """Characters of text in what was read (body, notes) that the pass never visited: text in
+        elements the reader does not know (named in `unknown`). Deleted text and unchosen
+        alternatives do not count."""
+        present = sum(text_chars(root) for root in self._roots)
+        unread = max(0, present - self._alternate_chars - self._visited_chars)
+        if unread:
+            for root in self._roots:  # text of another vocabulary: named by its outermost element
+                for t in _FOREIGN_TEXT(root, w=N.W_NS, m=N.M_NS):
+                    outer = t
+                    for ancestor in t.iterancestors():
+                        if etree.QName(ancestor).namespace != etree.QName(t).namespace:
+                            break
+                        outer = ancestor
+                    name = etree.QName(outer).localname
+                    self.unknown.add(f"{outer.prefix}:{name}" if outer.prefix else name)
+        return unread
+
+    # --- text left out ---------------------------------------------------------------------------
+
+    def _leave_out(self, name: str, element: etree._Element, occurrences: int = 1) -> None:
+        """Skip an element whose text does not belong in the article, counting that text."""
+        chars = text_chars(element)
+        self._visited_chars += chars
+        self.report.drop_text(name, chars, occurrences)
+
+    def _start_omitting(self, name: str, out: list | None = None) -> None:
+        """Text from here on is left out as `name` (until `_omitted` is popped). A table of contents
+        takes the heading that only names it along."""
+        if not self._omitted:
+            self.report.drop(name)
+            if name == "table_of_contents":
+                self._toc_started = True
+        self._omitted.append(name)
+        if out is not None:
+            self._drop_contents_heading(out)
+
+    def _drop_contents_heading(self, out: list) -> None:
+        if not self._toc_started:
+            return
+        self._toc_started = False
+        last = out[-1] if out else None
+        if isinstance(last, Paragraph) and last.kind in ("p", "h", "title"):
+            text = plain_text(last.children)
+            if _CONTENTS_HEADING.match(text):
+                out.pop()
+                self.report.drop_text("table_of_contents", len(text), 0)
+
+    def _read_unknown(self, element: etree._Element, read) -> None:
+        """An element the reader does not know: read through it (it may wrap paragraphs or runs);
+        what stays unread is counted by `unread_text` and named here."""
+        before = self._visited_chars
+        read(element)
+        if self._visited_chars - before < text_chars(element):
+            self.unknown.add(etree.QName(element).localname if isinstance(element.tag, str) else "?")
 
     def _switch_part(self, part: str) -> None:
         self._rels = self.package.rels(part)
@@ -173,9 +258,16 @@ class Reader:
                 self._table(child, out)
             elif tag == N.W_SDT:
                 content = child.find(N.W_SDT_CONTENT)
-                if content is not None:
-                    self.report.count("content_control")
-                    out.extend(self.blocks(content))
+                if content is None:
+                    continue
+                gallery = child.find(f"{N.W_SDT_PR}/{N.W_DOC_PART_GALLERY}")
+                if gallery is not None and gallery.get(N.W_VAL) == "Table of Contents":
+                    self._leave_out("table_of_contents", content)
+                    self._toc_started = True
+                    self._drop_contents_heading(out)
+                    continue
+                self.report.count("content_control")
+                out.extend(self.blocks(content))
             elif tag in (N.W_CUSTOM_XML, N.W_SMART_TAG, N.W_INS, N.W_MOVE_TO):
                 out.extend(self.blocks(child))
             elif tag == N.MC_ALTERNATE_CONTENT:
@@ -189,6 +281,12 @@ class Reader:
             elif tag == N.W_ALT_CHUNK:
                 self.report.drop("embedded_document")
                 self.report.warn("a document embedded as an 'altChunk' was left out")
+            elif tag in (N.W_R, N.W_HYPERLINK, N.W_FLD_SIMPLE):  # inline content outside a paragraph
+                paragraph = etree.Element(N.W_P)
+                paragraph.append(copy.deepcopy(child))
+                self._paragraph(paragraph, out)
+            elif tag not in _SKIPPED and has_text(child):
+                self._read_unknown(child, lambda el: out.extend(self.blocks(el)))
         return out
 
     def _flush_carry(self, out: list) -> None:
@@ -232,7 +330,20 @@ class Reader:
                 state.sinks[-1].append(link)
                 state.sinks.append(link.children)
                 fld.link, fld.depth = link, len(state.sinks) - 1
-        self._inlines(p)
+        style = self.styles.paragraph(style_id)
+        toc_entry = style.role == "toc"  # an entry (or the heading) of a table of contents
+        if toc_entry:
+            if not self._in_toc_paragraphs:
+                self._start_omitting("table_of_contents")
+            else:
+                self._omitted.append("table_of_contents")
+        self._in_toc_paragraphs = toc_entry
+        try:
+            self._inlines(p)
+        finally:
+            if toc_entry:
+                self._omitted.pop()
+        self._drop_contents_heading(out)
         floats, state.floats = state.floats, []
         if self._carry:
             inlines[:0] = self._carry
@@ -248,7 +359,6 @@ class Reader:
         # Headings come from the style (its name, or an outline level defined in it or in a style it
         # derives from). An outline level set on one paragraph is ignored: real files carry it on
         # body text (e.g. "Sunset: <picture>" in a .doc), it only feeds Word's navigation pane.
-        style = self.styles.paragraph(style_id)
         heading = style.heading
         para = Paragraph(inlines)
         if heading:
@@ -286,7 +396,7 @@ class Reader:
 
     def _table(self, tbl: etree._Element, out: list) -> None:
         if self._depth >= self.limits.max_nesting:
-            self.report.drop("nested_too_deep")
+            self._leave_out("nested_too_deep", tbl)
             return
         self._depth += 1
         self.report.count("table")
@@ -400,6 +510,8 @@ class Reader:
                 chosen = self._choose(child)
                 if chosen is not None:
                     self._inlines(chosen)
+            elif tag not in _SKIPPED and has_text(child):
+                self._read_unknown(child, self._inlines)
 
     def _run(self, r: etree._Element) -> None:
         marks, hidden, symbol = 0, False, False
@@ -416,21 +528,40 @@ class Reader:
         self._run_content(r, marks, hidden, symbol)
 
     def _run_content(self, r: etree._Element, marks: int, hidden: bool, symbol: bool = False) -> None:  # noqa: C901
+        hidden_chars = 0
         for child in r:
             tag = child.tag
             if tag == N.W_T:
-                if not (self._code_depth or hidden) and child.text:
-                    self._text(child.text.translate(SYMBOL_FONT) if symbol else child.text, marks)
+                text = child.text
+                if not text:
+                    continue
+                self._visited_chars += len(text)
+                if self._code_depth:
+                    continue
+                if hidden:
+                    hidden_chars += len(text)
+                elif self._omitted:
+                    self.report.drop_text(self._omitted[0], len(text), 0)
+                else:
+                    self._text(text.translate(SYMBOL_FONT) if symbol else text, marks)
             elif tag == N.W_FLD_CHAR:
                 kind = child.get(N.W_FLD_CHAR_TYPE)
-                if kind == "begin" and not (self._code_depth or hidden):
+                if kind == "begin" and not (self._code_depth or hidden or self._omitted):
                     self._form_checkbox(child, marks)
                 self._field_char(kind)
             elif tag == N.W_INSTR_TEXT:
                 if self._fields and self._fields[-1].in_code:
                     self._fields[-1].instr.append(child.text or "")
-            elif self._code_depth or hidden or tag == N.W_RPR:
+            elif tag == N.W_RPR:
                 continue
+            elif self._code_depth or hidden or self._omitted:
+                if self._code_depth:  # a field's code, not its result: nothing Word shows
+                    self._visited_chars += text_chars(child)
+                elif hidden:
+                    hidden_chars += text_chars(child)
+                    self._visited_chars += text_chars(child)
+                else:
+                    self._leave_out(self._omitted[0], child, 0)
             elif tag == N.W_TAB or tag == N.W_PTAB:
                 self._text("\t", marks)
             elif tag == N.W_BR:
@@ -464,6 +595,13 @@ class Reader:
                 base = child.find(N.W_RUBY_BASE)
                 if base is not None:
                     self._inlines(base)
+                annotation = child.find(N.W_RUBY_TEXT)
+                if annotation is not None:  # the reading aid above the base text (no HTML for it)
+                    self._leave_out("ruby_text", annotation)
+            elif has_text(child):
+                self._read_unknown(child, lambda el: self._run_content(el, marks, hidden, symbol))
+        if hidden_chars:
+            self.report.drop_text("hidden_text", hidden_chars)
 
     def _symbol(self, sym: etree._Element, marks: int) -> None:
         try:
@@ -482,14 +620,34 @@ class Reader:
             self._text(char, marks)
 
     def _choose(self, alternate: etree._Element) -> etree._Element | None:
-        for choice in alternate.iterchildren(N.MC_CHOICE):
-            if all(prefix in _READABLE_CHOICES for prefix in choice.get("Requires", "").split()):
-                return choice
-        return alternate.find(N.MC_FALLBACK)
+        """The branch to read: the first Choice whose requirements we read, else the Fallback. The
+        other branches are alternatives of the same content; when none can be read, the first one
+        is what gets reported as unread."""
+        branches = list(alternate.iterchildren(N.MC_CHOICE, N.MC_FALLBACK))
+        chosen = next(
+            (
+                b
+                for b in branches
+                if b.tag == N.MC_CHOICE
+                and all(prefix in _READABLE_CHOICES for prefix in b.get("Requires", "").split())
+            ),
+            None,
+        )
+        if chosen is None:
+            chosen = alternate.find(N.MC_FALLBACK)
+        counted = chosen if chosen is not None else next(iter(branches), None)
+        for branch in branches:
+            if branch is not counted:
+                self._alternate_chars += text_chars(branch)
+        if chosen is None and counted is not None and has_text(counted):
+            self.unknown.add(f"AlternateContent (requires {counted.get('Requires', '?')})")
+        return chosen
 
     # hyperlinks and fields
 
     def _open_link(self, href: str | None) -> Link | None:
+        if self._omitted:  # no link around text that is left out
+            return None
         safe = safe_href(href)
         if safe is None:
             if href:
@@ -554,7 +712,12 @@ class Reader:
                 fld.in_code = False
                 self._code_depth -= 1
                 if self._code_depth == 0:
-                    link = self._open_link(self._field_link("".join(fld.instr)))
+                    instr = "".join(fld.instr)
+                    fld.omitted = _OMITTED_FIELDS.get(_field_name(instr))
+                    if fld.omitted:
+                        self._start_omitting(fld.omitted)
+                        return
+                    link = self._open_link(self._field_link(instr))
                     if link is not None:
                         self._state.sinks.append(link.children)
                         fld.link, fld.depth = link, len(self._state.sinks) - 1
@@ -563,6 +726,9 @@ class Reader:
             if fld.in_code:
                 self._code_depth -= 1
                 self._field_link("".join(fld.instr))  # a field without result can still be a SEQ
+            elif fld.omitted:
+                if self._omitted:
+                    self._omitted.pop()
             elif fld.link is not None:
                 del self._state.sinks[max(fld.depth, 1) :]
 
@@ -579,7 +745,16 @@ class Reader:
         self._text("☒" if checked else "☐", marks)
 
     def _simple_field(self, el: etree._Element) -> None:
-        link = self._open_link(self._field_link(el.get(N.W_INSTR, "")))
+        instr = el.get(N.W_INSTR, "")
+        omitted = _OMITTED_FIELDS.get(_field_name(instr))
+        if omitted:
+            self._start_omitting(omitted)
+            try:
+                self._inlines(el)
+            finally:
+                self._omitted.pop()
+            return
+        link = self._open_link(self._field_link(instr))
         sinks = self._state.sinks
         depth = len(sinks)
         if link is not None:
@@ -605,6 +780,9 @@ class Reader:
         self._append(NoteRef(note))
 
     def _math(self, el: etree._Element) -> None:
+        self._visited_chars += text_chars(el)  # the equation converter reads all of it
+        if self._omitted:
+            return
         unsupported = self.omml.unsupported
         mathml, text = self.omml.convert(el, el.tag == N.M_OMATH_PARA)
         self.report.count("equation")
@@ -625,6 +803,9 @@ class Reader:
         if image is None:
             return
         alt, title = alt.strip(), title.strip()
+        if is_generated_alt(alt):  # Word's automatic description is no description: the image needs one
+            self.report.count("generated_alt_text")
+            alt = ""
         if alt and not image.alt:
             image.alt = alt
         if title and not image.title:
@@ -639,6 +820,8 @@ class Reader:
                 continue
             doc_pr = frame.find(N.WP_DOC_PR)
             if doc_pr is not None and doc_pr.get("hidden") in ("1", "true"):
+                if has_text(frame):
+                    self._leave_out("hidden_text", frame)
                 continue
             alt = doc_pr.get("descr", "") if doc_pr is not None else ""
             title = doc_pr.get("title", "") if doc_pr is not None else ""
@@ -651,7 +834,7 @@ class Reader:
                 self.report.warn("a chart was left out (charts are not converted)")
                 continue
             if uri.endswith("/diagram"):
-                self.report.drop("diagram")
+                self.report.drop_text("diagram", self._diagram_chars(frame))
                 self.report.warn("a SmartArt diagram was left out")
                 continue
             blips = [b for b in frame.iter(N.A_BLIP) if _outside_text_box(b, frame)]
@@ -683,20 +866,63 @@ class Reader:
 
     def _text_box(self, box: etree._Element) -> None:
         if self._depth >= self.limits.max_nesting:
-            self.report.drop("nested_too_deep")
+            self._leave_out("nested_too_deep", box)
             return
         self.report.count("text_box")
-        saved = (self._state, self._fields, self._code_depth, self._pending_bookmarks, self._carry)
+        saved = (self._state, self._fields, self._code_depth, self._pending_bookmarks, self._carry, self._omitted)
         self._state, self._fields, self._code_depth = _ReadState([], [], []), [], 0
-        self._pending_bookmarks, self._carry = [], None
+        self._pending_bookmarks, self._carry, self._omitted = [], None, []
         self._depth += 1
         try:
             blocks = self.blocks(box)
             self._flush_carry(blocks)
         finally:
             self._depth -= 1
-            self._state, self._fields, self._code_depth, self._pending_bookmarks, self._carry = saved
+            (
+                self._state, self._fields, self._code_depth, self._pending_bookmarks, self._carry, self._omitted
+            ) = saved
         self._state.floats.extend(blocks)
+
+    def _diagram_chars(self, frame: etree._Element) -> int:
+        """Characters of a SmartArt diagram's text (in its data part, which is not converted)."""
+        ids = next(frame.iter(N.DGM_REL_IDS), None)
+        rel = self._rels.get(ids.get(N.R_DM, "")) if ids is not None else None
+        if rel is None or rel.external:
+            return 0
+        try:
+            root = self.package.xml(rel.target)
+        except InvalidDocument:
+            return 0
+        return sum(len(t.text or "") for t in root.iter(N.A_T)) if root is not None else 0
+
+
+_ARTICLE_TEXT = etree.XPath(
+    ".//w:t[not(ancestor::w:del or ancestor::w:moveFrom)]/text()"
+    " | .//*[local-name()='t' and namespace-uri()!=$w and namespace-uri()!=$m]/text()",
+    namespaces={"w": N.W_NS},
+)
+_FOREIGN_TEXT = etree.XPath(
+    ".//*[local-name()='t' and namespace-uri()!=$w and namespace-uri()!=$m][text()]", namespaces={"w": N.W_NS}
+)
+_HAS_TEXT = etree.XPath(
+    "boolean(.//w:t[text()] | .//*[local-name()='t' and namespace-uri()!=$w and namespace-uri()!=$m][text()])",
+    namespaces={"w": N.W_NS},
+)
+
+
+def text_chars(element: etree._Element) -> int:
+    """Characters of document text under `element`: its w:t (not deleted ones) and any `t` element
+    of another vocabulary (an older Word namespace, DrawingML) that the reader would not read."""
+    return sum(len(t) for t in _ARTICLE_TEXT(element, w=N.W_NS, m=N.M_NS))
+
+
+def has_text(element: etree._Element) -> bool:
+    return bool(_HAS_TEXT(element, w=N.W_NS, m=N.M_NS))
+
+
+def _field_name(instr: str) -> str:
+    first = instr.split(None, 1)
+    return first[0].upper() if first else ""
 
 
 def has_content(inlines: list) -> bool:

@@ -13,6 +13,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from app.documents.words import word_count
+
 PLACEHOLDER_SCHEME = "copydesk-image:"
 _PLACEHOLDER_RE = re.compile(r"copydesk-image:([0-9a-f]{64}\.[a-z0-9]{2,5})")
 
@@ -82,18 +84,33 @@ class DocumentMetadata:
 
 @dataclass
 class ConversionReport:
-    """What the converter found and what it had to drop or approximate."""
+    """What the converter found and what it had to drop or approximate.
+
+    Text of the document that does not reach the article is always named in `dropped` (a table of
+    contents, page numbers, hidden text, text inside an element the reader does not know…) and its
+    characters are added up in `dropped_text_chars`: nothing disappears without a line here."""
 
     constructs: dict[str, int] = field(default_factory=dict)  # e.g. {"heading": 3, "table": 1}
     dropped: dict[str, int] = field(default_factory=dict)  # e.g. {"comment": 2}
     approximated: dict[str, int] = field(default_factory=dict)  # e.g. {"equation": 1}
     warnings: list[str] = field(default_factory=list)
+    dropped_text_chars: int = 0  # characters of the document's text left out of the article
+    dropped_text: dict[str, int] = field(default_factory=dict)  # the same, by what was left out
+    missing_alt: list[str] = field(default_factory=list)  # keys of images that need an alt text
 
     def count(self, name: str, n: int = 1) -> None:
         self.constructs[name] = self.constructs.get(name, 0) + n
 
     def drop(self, name: str, n: int = 1) -> None:
         self.dropped[name] = self.dropped.get(name, 0) + n
+
+    def drop_text(self, name: str, chars: int, occurrences: int = 1) -> None:
+        """`chars` characters of text left out as `name`, `occurrences` more times in `dropped`."""
+        if occurrences:
+            self.drop(name, occurrences)
+        if chars > 0:
+            self.dropped_text_chars += chars
+            self.dropped_text[name] = self.dropped_text.get(name, 0) + chars
 
     def approximate(self, name: str, n: int = 1) -> None:
         self.approximated[name] = self.approximated.get(name, 0) + n
@@ -124,6 +141,8 @@ class ConversionResult:
     metadata: DocumentMetadata
     report: ConversionReport
     footnotes: list[Footnote] = field(default_factory=list)
+    # Chosen among the images (see app.documents.featured): None when none qualifies.
+    featured_image: ExtractedImage | None = None
 
     def wordpress_meta(self) -> dict[str, str]:
         """Post meta to send with the block markup (WordPress 6.3+ core footnotes)."""
@@ -139,6 +158,14 @@ class ConversionResult:
             "images": [img.describe() for img in self.images],
             "metadata": asdict(self.metadata),
             "report": asdict(self.report),
-            "words": len(self.text.split()),
+            "words": word_count(self.text),
             "footnotes": len(self.footnotes),
+            "featured_image": featured_summary(self.featured_image),
         }
+
+
+def featured_summary(image: ExtractedImage | None) -> dict[str, Any] | None:
+    """`{"name", "width", "height"}` of a featured image (its name is its key), or None."""
+    if image is None:
+        return None
+    return {"name": image.key, "width": image.width, "height": image.height}

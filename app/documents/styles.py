@@ -41,6 +41,11 @@ _ROLE_BY_NAME = {
     "macro text": "code",
     "list paragraph": "list_paragraph",
     "list continue": "list_paragraph",
+    # Entries and heading of a table of contents (Word names its built-in styles in English in the
+    # file, whatever the language of its interface).
+    "toc heading": "toc",
+    "table of figures": "toc",
+    **{f"toc {n}": "toc" for n in range(1, 10)},
 }
 
 
@@ -48,7 +53,7 @@ _ROLE_BY_NAME = {
 class ParagraphStyle:
     heading: int = 0  # 1..6, 0 when not a heading
     outline: int = 0  # Word's heading level, 1..9 (levels 7-9 are paragraphs in HTML, never list items)
-    role: str = ""  # "", "title", "subtitle", "caption", "quote", "code", "list_paragraph"
+    role: str = ""  # "", "title", "subtitle", "caption", "quote", "code", "list_paragraph", "toc"
     num_id: str | None = None  # numbering inherited from the style
     ilvl: int | None = None
 

@@ -87,3 +87,41 @@ def test_convert_fails_with_one_line(tmp_path):
     assert "letter.doc is not a Word document" in result.stderr
     missing = runner.invoke(app, ["convert", str(tmp_path / "nope.docx")])
     assert missing.exit_code == 2 and "cannot read" in missing.stderr
+
+
+def test_convert_with_the_offline_editor_shows_the_article_a_site_would_get(tmp_path):
+    core = (
+        '<?xml version="1.0" encoding="UTF-8"?><cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/'
+        'package/2006/metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        "<cp:keywords>図書館; 東京</cp:keywords></cp:coreProperties>"
+    )
+    styles = '<w:style w:type="paragraph" w:styleId="Heading1"><w:name w:val="heading 1"/></w:style>'
+    body = (
+        p("東京に新しい図書館", "Heading1")
+        + p("2025年5月12日")
+        + p("東京都は二十日、新しい市立図書館を来年春に開館すると発表した。図書館は約三十万冊の本を所蔵する予定だ。")
+        + p(runs=inline_image("rIdicon.png", alt="Icon&#10;&#10;Description automatically generated"))
+        + p(runs=inline_image("rIdphoto.png"))
+    )
+    source = tmp_path / "library.docx"
+    source.write_bytes(docx(body, styles=styles, core=core, media={"icon.png": png(16, 16), "photo.png": png(400, 300)}))
+    report = tmp_path / "r.json"
+    result = runner.invoke(
+        app, ["convert", str(source), "-o", str(tmp_path / "o.html"), "--edit", "offline", "--report", str(report),
+              "--site-tags", "Bibliothek, 図書館"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(report.read_text())
+    article = summary["article"]
+    assert article["title"] == "東京に新しい図書館" and article["slug"] == "東京-に-新しい-図書館"
+    assert article["excerpt"].startswith("東京都は二十日") and "2025" not in article["excerpt"]
+    assert article["tags"] == ["図書館", "東京"]
+    photo = next(i for i in summary["images"] if i["width"] == 400)
+    assert article["featured_image"] == {"name": photo["key"], "width": 400, "height": 300}
+    assert summary["featured_image"] == article["featured_image"]
+    assert summary["report"]["missing_alt"] == [i["key"] for i in summary["images"]]
+    assert summary["words"] > 20  # ICU words, not spaces
+    without = runner.invoke(app, ["convert", str(source), "--report", str(report)])
+    assert without.exit_code == 0 and "article" not in json.loads(report.read_text())
+    bad = runner.invoke(app, ["convert", str(source), "--edit", "gpt"])
+    assert bad.exit_code == 2 and "--edit must be" in bad.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -15,6 +16,7 @@ from app.integrations.llm import (
     EditResult,
     MemoryEditCache,
     OfflineEditor,
+    SiteTerm,
     Usage,
     cache_key,
     check_edit,
@@ -23,6 +25,7 @@ from app.integrations.llm import (
     estimate_cost,
     estimate_tokens,
     markup,
+    slugify,
     split_into_chunks,
 )
 from app.integrations.llm.checks import names_of, numbers_of
@@ -142,10 +145,14 @@ def test_offline_editor_in_german():
         "Kläranlage eröffnet. Bürgermeisterin Anna Berger sagte, die Anlage versorge 40.000 Haushalte "
         "mit gereinigtem Wasser.</p>"
     )
-    result = OfflineEditor().edit(EditRequest(html=html, text="", language="de"))
+    site_tags = [SiteTerm("Musterstadt", "musterstadt"), SiteTerm("Wasser", "wasser"), SiteTerm("Sport", "sport")]
+    result = OfflineEditor().edit(EditRequest(html=html, text="", language="de", site_tags=site_tags))
     assert result.title == "Neue Kläranlage in Musterstadt"
-    assert result.slug == "neue-klaranlage-in-musterstadt"
-    assert result.tags and all(tag.lower() not in {"die", "der", "hat"} for tag in result.tags)
+    # The slug keeps the letters (WordPress folds them by the site's locale); none is dropped.
+    assert result.slug == "neue-kläranlage-in-musterstadt"
+    # Tags: phrases the title names, and the site's terms the text mentions; nothing else.
+    assert result.tags[0] == "Musterstadt" and "Wasser" in result.tags and "Sport" not in result.tags
+    assert all(tag.lower() not in {"die", "der", "hat"} for tag in result.tags)
 
 
 # --- checks ----------------------------------------------------------------------------------------
@@ -307,3 +314,94 @@ def test_editor_from_settings_without_a_key_is_offline():
 
     settings = load_settings(OPENAI_API_KEY="")
     assert isinstance(editor_from_settings(settings, model="gpt-4o"), OfflineEditor)
+
+
+# --- what the offline editor gives a site (issue 16) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("中国经济增长放缓", "中国-经济-增长-放-缓"),
+        ("東京に新しい図書館が開館", "東京-に-新しい-図書館-が-開館"),
+        ("서울시, 새 도서관 개관", "서울시-새-도서관-개관"),
+        ("Москва открывает новую библиотеку", "москва-открывает-новую-библиотеку"),
+        ("Die Größe der Straße", "die-größe-der-straße"),
+        ("افتتاح مكتبة جديدة في القاهرة", "افتتاح-مكتبة-جديدة-في-القاهرة"),
+    ],
+)
+def test_slugs_keep_the_titles_meaning_in_every_script(title, slug):
+    assert slugify(title) == slug
+
+
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("中国经济增长放缓", "zhong-guo-jing-ji-zeng-zhang-fang-huan"),
+        ("서울시, 새 도서관 개관", "seoulsi-sae-doseogwan-gaegwan"),
+        ("Москва открывает новую библиотеку", "moskva-otkryvaet-novuu-biblioteku"),
+        ("Die Größe der Straße", "die-grosse-der-strasse"),
+    ],
+)
+def test_slugs_in_latin_letters_when_a_site_asks(title, slug):
+    assert slugify(title, transliterate=True) == slug
+
+
+def test_slugs_are_cut_between_words_within_the_limits():
+    title = "Get your documents published from Word and ready for print in a few easy steps"
+    assert slugify(title) == "get-your-documents-published-from-word-and-ready-for-print"  # not "…ready-for-pr"
+    assert len(slugify(title)) <= 60
+    chinese = slugify("国务院新闻办公室今天举行新闻发布会介绍经济运行情况以及下一步政策安排和工作重点" * 2)
+    assert len(quote(chinese, safe="-")) <= 200 and not chinese.endswith("-")
+    assert slugify("!!!") == "untitled"
+
+
+def test_offline_tags_come_only_from_keywords_headings_and_site_terms():
+    html = (
+        "<h1>Budget vote</h1><p>The council of Ogdenville voted the budget on Monday. The budget "
+        "funds two schools, a bridge and a new library, and the council thanked the volunteers.</p>"
+        "<h2>Schools</h2><p>Both schools get new roofs before winter, said the council.</p>"
+    )
+    site = [SiteTerm("Council", "council"), SiteTerm("New Library", "new-library"), SiteTerm("Sport", "sport")]
+    request = EditRequest(html=html, text="", keywords=["finance"], site_tags=site)
+    tags = OfflineEditor().edit(request).tags
+    assert tags[0] == "finance"  # the document's keywords property first
+    assert "budget" in [t.casefold() for t in tags] and "schools" in [t.casefold() for t in tags]  # in headings
+    assert "Council" in tags and "New Library" in tags  # the site's own spelling, found in the text
+    assert "Sport" not in tags and len(tags) <= 5
+    # Nothing else: every tag is a keyword, names a heading, or is a site term.
+    allowed = {"finance", "budget", "budget vote", "vote", "schools", "council", "new library"}
+    assert {t.casefold() for t in tags} <= allowed
+    # Without keywords, headings that name a topic, or site terms: no tags at all.
+    bare = "<p>The council of Ogdenville voted the budget on Monday and thanked the volunteers warmly.</p>"
+    assert OfflineEditor().edit(EditRequest(html=bare, text="")).tags == []
+
+
+def test_a_tag_that_matches_a_site_term_by_slug_takes_its_name():
+    site = [SiteTerm("Économie", "economie")]
+    html = "<p>Un texte sur l'économie de la ville, qui parle de l'économie locale et des emplois.</p>"
+    result = OfflineEditor().edit(EditRequest(html=html, text="", keywords=["economie"], site_tags=site))
+    assert result.tags == ["Économie"]
+
+
+def test_the_offline_excerpt_is_the_first_real_paragraph():
+    html = (
+        '<p><a href="#_Toc1">What can you do with it?</a>4</p>'
+        '<p><a href="#_Toc2">Selecting your insertion point</a> 5</p>'
+        "<h2>What can you do with it?</h2>"
+        "<p>By Kent Brockman</p><p>Monday, 12 May 2025, Springfield</p>"
+        "<p>Figure 1: The plant at dawn, seen from the river bank near the old mill.</p>"
+        "<figure><figcaption>The plant at dawn</figcaption></figure>"
+        "<p>The council opened the new plant on Tuesday, three years after the drought of 2022.</p>"
+        "<p>It will serve 40,000 homes.</p>"
+    )
+    result = OfflineEditor().edit(EditRequest(html=html, text="", title="Springfield's plant"))
+    assert result.excerpt == "The council opened the new plant on Tuesday, three years after the drought of 2022."
+
+
+def test_a_japanese_excerpt_is_cut_at_a_sentence():
+    first = "東京都は二十日、新しい市立図書館を来年春に開館すると発表した。"
+    html = f"<h1>新しい図書館</h1><p>{first}図書館は渋谷区の旧庁舎を改修し、約三十万冊の本を所蔵する予定だ。</p>"
+    result = OfflineEditor(excerpt_chars=50).edit(EditRequest(html=html, text=""))
+    assert result.title == "新しい図書館" and result.slug == "新しい-図書館"
+    assert result.excerpt == first

@@ -4,6 +4,7 @@ retries with exact request counts, chunking, the cache, a wrong key."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import re
 import time
 
@@ -26,6 +27,7 @@ from app.integrations.llm import (
     CachedEditor,
     EditRequest,
     MemoryEditCache,
+    OfflineEditor,
     OpenAIEditor,
     diff_html,
     editor_from_settings,
@@ -432,6 +434,48 @@ def test_a_20000_word_article_is_edited_in_chunks(llm_server, make_openai_editor
     assert result.usage.requests == len(server_usage)
     assert result.usage.prompt_tokens == sum(max(1, len(json.dumps(m)) // 4) for m in server_usage)
     assert not result.kept_original_body and result.warnings == []
+
+
+def test_a_rejected_edit_uses_only_the_post_fields_that_pass_their_checks(llm_server, make_openai_editor):
+    # Twice an answer whose body breaks the checks, with a generic title, excerpt and slug ("stub" was
+    # seen published) and tags of which one is generic and one in another script.
+    answer = {
+        "title": "stub",
+        "excerpt": "Untitled",
+        "slug": "stub",
+        "tags": ["stub", "water recycling", "水の再利用"],
+        "body_html": "<p>stub</p>",
+        "category": "Environment",
+    }
+    llm_server.queue({"json": answer}, {"json": answer})
+    request = article_request()
+    result = make_openai_editor().edit(request)
+    assert result.kept_original_body
+    own = OfflineEditor().edit(request)
+    assert result.title == own.title == "Springfield opens its water recycling plant"
+    assert result.excerpt == own.excerpt and result.excerpt.startswith("In order to save water")
+    assert result.slug == "springfield-opens-its-water-recycling-plant"
+    assert result.tags == ["water recycling"]  # the one that passes
+    assert any("title 'stub' was not used (generic" in w for w in result.warnings)
+    assert any("'水の再利用'" in w for w in result.warnings)
+
+
+def test_a_rejected_edit_in_japanese_keeps_the_documents_own_title(llm_server, make_openai_editor):
+    html = (
+        "<h1>東京に新しい図書館</h1><p>東京都は二十日、新しい市立図書館を来年春に開館すると発表した。"
+        "図書館は約30万冊の本を所蔵する予定だ。</p>"
+    )
+    answer = {"title": "New library", "excerpt": "Tokyo opens a library.", "slug": "new-library",
+              "tags": ["library"], "body_html": "<p>Tokyo</p>"}  # the number 30 is missing: rejected
+    llm_server.queue({"json": answer}, {"json": answer})
+    request = EditRequest(html=html, text=markup.text_of(html), title="東京に新しい図書館", language="ja")
+    result = make_openai_editor().edit(request)
+    assert result.kept_original_body
+    assert result.title == "東京に新しい図書館" and result.excerpt.startswith("東京都は二十日")
+    assert result.slug == "東京-に-新しい-図書館"  # the model's English slug is not in the article's script
+    llm_server.queue({"json": answer}, {"json": answer})
+    transliterated = make_openai_editor().edit(replace(request, transliterate_slug=True))
+    assert transliterated.slug == "new-library"  # a site that wants Latin slugs keeps it
 
 
 def test_a_chunk_that_fails_twice_keeps_only_that_part(llm_server, make_openai_editor):

@@ -181,6 +181,31 @@ def test_automatic_replies_and_bounces_are_ignored_even_with_an_attachment():
     assert _parse(normal).status == "ready"
 
 
+JAPANESE_NEWS = (
+    "東京都は二十日、新しい市立図書館を来年春に開館すると発表した。図書館は渋谷区の旧庁舎を改修し、"
+    "約三十万冊の本を所蔵する予定だ。知事は記者会見で「子どもから高齢者まで誰もが利用できる場所にしたい」"
+    "と述べた。"
+)
+
+
+def test_a_japanese_mail_body_is_counted_in_words_not_spaces():
+    # No spaces between Japanese words: str.split() saw one "word" and ignored this news mail.
+    assert len(JAPANESE_NEWS.split()) == 1
+    msg = _parse(make_message(subject="新しい図書館", text=JAPANESE_NEWS))
+    assert msg.status == "ready", msg.reason
+    [doc] = msg.documents
+    assert "新しい市立図書館" in doc.data.decode()
+    short = _parse(make_message(text="よろしくお願いします。"))
+    assert short.status == "ignored" and " words of text" in short.reason and "and 1 word " not in short.reason
+
+
+def test_a_thai_and_a_chinese_body_count_their_words():
+    thai = "กรุงเทพมหานครประกาศเปิดห้องสมุดแห่งใหม่ในปีหน้า ห้องสมุดจะมีหนังสือมากกว่าสามแสนเล่มและเปิดให้บริการทุกวัน"
+    chinese = "北京市政府今天宣布，新的市立图书馆将于明年春天开放。图书馆位于旧市政厅，将收藏大约三十万册图书，每天对公众开放。"
+    for text in (thai, chinese):
+        assert _parse(make_message(text=text)).status == "ready"
+
+
 def test_min_body_words_is_configurable():
     assert _parse(make_message(text="Short brief."), min_body_words=2).status == "ready"
 

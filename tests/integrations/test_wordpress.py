@@ -65,6 +65,8 @@ def make_draft(images: list[PostImage] = (), **fields) -> PostDraft:
         html.append(f'<figure><img src="{image.url}" alt="{image.alt}">{caption}</figure>')
     fields.setdefault("title", "An article")
     fields.setdefault("idempotency_key", f"doc-{uuid.uuid4().hex[:12]}")
+    # The draft names its featured image (the publish step chooses it); here the first, as a rule.
+    fields.setdefault("featured_image", images[0].key if images else None)
     return PostDraft(html="\n".join(html), blocks="\n\n".join(blocks), images=list(images), **fields)
 
 

@@ -7,6 +7,14 @@ from typing import Any, Protocol
 
 
 @dataclass
+class SiteTerm:
+    """A term (tag) that already exists on the target site, as WordPress lists it."""
+
+    name: str
+    slug: str = ""  # as WordPress stores it (UTF-8 slugs percent-encoded); "" to match by name only
+
+
+@dataclass
 class EditRequest:
     html: str  # sanitized article HTML; images as `copydesk-image:` placeholders
     text: str  # the same article as plain text
@@ -15,6 +23,9 @@ class EditRequest:
     categories: list[str] = field(default_factory=list)  # the site's existing categories to choose from
     instructions: str = ""  # the workflow's / source's editing instructions
     language: str = ""
+    # The site's existing tags: the offline editor proposes tags only from the document and these.
+    site_tags: list[SiteTerm] = field(default_factory=list)
+    transliterate_slug: bool = False  # a slug in Latin letters (pinyin, romaji…) instead of the title's script
     model: str | None = None  # None: the editor's default
     temperature: float | None = None  # None: the editor's default
 

@@ -63,6 +63,9 @@ def content_hash(request: EditRequest) -> str:
         "categories": request.categories,
         "language": request.language,
     }
+    if request.site_tags or request.transliterate_slug:  # absent before they existed: old keys still hit
+        content["site_tags"] = [[term.name, term.slug] for term in request.site_tags]
+        content["transliterate_slug"] = request.transliterate_slug
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

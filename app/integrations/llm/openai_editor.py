@@ -54,7 +54,8 @@ from app.integrations.llm import checks, markup, prompts
 from app.integrations.llm.base import EditRequest, EditResult, Usage
 from app.integrations.llm.cache import EditCache
 from app.integrations.llm.chunking import split_into_chunks
-from app.integrations.llm.offline import OfflineEditor, shorten, slugify
+from app.integrations.llm.fields import PostFields, settle_fields, slugify
+from app.integrations.llm.offline import OfflineEditor, shorten
 from app.integrations.llm.pricing import DEFAULT_PRICES, estimate_cost
 
 log = logging.getLogger(__name__)
@@ -306,9 +307,22 @@ class OpenAIEditor:
         else:
             title = " ".join(post_fields.title.split()) or request.title or "Untitled"
             excerpt = shorten(post_fields.excerpt, EXCERPT_CHARS)
-            slug = slugify(post_fields.slug or title, 60)
+            slug = slugify(post_fields.slug or title, transliterate=request.transliterate_slug)
             tags = _clean_tags(post_fields.tags)
             category = self._category(job, getattr(post_fields, "category", None))
+            if kept_original:
+                # The rewrite failed its checks: its post fields are suspect too. Each one is used
+                # only when it passes its own checks, else the document's own value.
+                offline = OfflineEditor().edit(request)
+                own = PostFields(offline.title, offline.excerpt, offline.slug, offline.tags)
+                settled, notes = settle_fields(
+                    PostFields(title, excerpt, slug, tags),
+                    own,
+                    markup.text_of(request.html) or request.text,
+                    transliterated_slug=request.transliterate_slug,
+                )
+                title, excerpt, slug, tags = settled.title, settled.excerpt, settled.slug, settled.tags
+                job.warnings.extend(notes)
         # WordPress shows the title above the body: a leading heading that repeats it goes.
         html = markup.clean_html(html, drop_leading_heading=title)
 

@@ -36,6 +36,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from bs4 import BeautifulSoup, NavigableString
 
+from app.documents.words import word_count
+
 from .config import sender_allowed
 from .directives import END_MARKER, Directives, extract_directives, parse_subject
 
@@ -348,10 +350,11 @@ def _filename(part: Message, fallback: str) -> str:
 
 
 def _clean_body(text: str, html_body: str) -> tuple[Directives, str, int]:
-    """Directives of the body; the body as HTML without directives, signature and [end] tail; its words."""
+    """Directives of the body; the body as HTML without directives, signature and [end] tail; its words
+    (by ICU's word boundaries: Japanese, Chinese and Thai write no spaces between words)."""
     text_directives, text_body = extract_directives(_cut_tail(text))
     if not html_body.strip():
-        return text_directives, _paragraphs(text_body), len(text_body.split())
+        return text_directives, _paragraphs(text_body), word_count(text_body)
     html_directives, cleaned = extract_directives(html_body, is_html=True)
     soup = BeautifulSoup(cleaned, "lxml")
     for tag in soup(["script", "style", "head", "title", "meta"]):
@@ -361,7 +364,7 @@ def _clean_body(text: str, html_body: str) -> tuple[Directives, str, int]:
     _cut_tree(soup)
     root = soup.body or soup
     fragment = root.decode_contents().strip()
-    return text_directives.merge(html_directives), fragment, len(root.get_text(" ").split())
+    return text_directives.merge(html_directives), fragment, word_count(root.get_text(" "))
 
 
 def _cut_tail(text: str) -> str:

@@ -31,7 +31,7 @@ class PostDraft:
     status: str = ""  # draft | pending | publish | future | private; empty: the site's default status
     date: datetime | None = None  # for scheduled posts (aware: UTC instant; naive: the site's local time)
     images: list[PostImage] = field(default_factory=list)
-    featured_image: str | None = None  # key of the featured image (default: the first image)
+    featured_image: str | None = None  # key of the featured image (None: none; see app/documents/featured.py)
     # Stable for one document (e.g. its id): stamped into the post, so a post created by an attempt
     # whose answer was lost (crash, timeout) is found and updated instead of created twice.
     idempotency_key: str = ""

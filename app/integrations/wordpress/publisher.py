@@ -164,7 +164,7 @@ class WordPressPublisher:
         tags = [self.client.term_id("tags", n) for n in map(term_name, draft.tags) if n]
 
         # 3. Images.
-        featured_key = draft.featured_image or (draft.images[0].key if draft.images else None)
+        featured_key = draft.featured_image
         by_key = {image.key: image for image in draft.images}
         if featured_key and featured_key not in by_key:
             warnings.append(

@@ -10,6 +10,7 @@ from app.core.config import get_settings
 from app.documents import LibreOffice
 from app.documents import convert as convert_docx
 from app.documents.html_input import convert_html
+from app.documents.words import word_count
 from app.models import Article, Asset
 from app.services import storage
 from app.tasks.steps.common import document
@@ -54,6 +55,8 @@ def parse(ctx: StepContext) -> dict:
         article.report = asdict(result.report)
         # Footnotes travel to WordPress as post meta beside the wp:footnotes block.
         article.doc_metadata = {**asdict(result.metadata), "wp_meta": result.wordpress_meta()}
+        # Chosen by size and shape (app/documents/featured.py); a directive still wins at publish time.
+        article.featured_image = result.featured_image.key if result.featured_image is not None else None
         existing = {a.sha256: a for a in session.execute(select(Asset).where(Asset.document_id == doc_id)).scalars()}
         for position, image in enumerate(result.images):
             asset = existing.get(image.sha256) or Asset(document_id=doc_id, sha256=image.sha256)
@@ -63,7 +66,7 @@ def parse(ctx: StepContext) -> dict:
             asset.width, asset.height = image.width, image.height
             asset.alt, asset.caption = image.alt, image.caption
             session.add(asset)
-    words = len(result.text.split())
+    words = word_count(result.text)
     return {
         "images": [image.key for image in result.images],
         "title": result.title,

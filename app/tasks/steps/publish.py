@@ -39,6 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from app.core.db import session_scope
 from app.core.errors import NotFound, PermanentError
 from app.documents import from_html, placeholder_keys, resolve_images
+from app.documents.featured import choose_featured_image
 from app.integrations.wordpress import PostDraft, PostImage, WordPressPublisher
 from app.models import Asset, Document, SiteMedia
 from app.services import preview_url, storage
@@ -116,19 +117,6 @@ def _date(value) -> datetime | None:
         ) from None
 
 
-def _featured(value, images: list[Asset]) -> tuple[str | None, str | None]:
-    """(image key, warning): an image named by position (1 = the first), key or hash prefix."""
-    if value in (None, ""):
-        return None, None
-    text = str(value).strip()
-    if text.isdigit() and 1 <= int(text) <= len(images):
-        return images[int(text) - 1].key, None
-    for asset in images:
-        if text in (asset.key, asset.sha256) or (len(text) >= 8 and asset.sha256.startswith(text.lower())):
-            return asset.key, None
-    return None, f"The featured image {text!r} is not one of the article's images: the first one is featured."
-
-
 def _filename(doc: Document | None, asset: Asset, number: int) -> str:
     stem = PurePath(doc.filename).stem if doc else ""
     stem = re.sub(r"\s+", " ", stem).strip() or "image"
@@ -185,8 +173,13 @@ def publish(ctx: StepContext) -> dict:
 
         in_body = [a for a in assets if a.url and (a.url in art.html or html.escape(a.url) in art.html)]
         # The featured image: the one a directive names (by its position in the manuscript, 1 = the
-        # first, or its key), else the first image of the body (the publisher's default).
-        featured_key, featured_warning = _featured(wanted.get("featured_image") or art.featured_image, assets)
+        # first, or its key), else the one the parse step chose (None: no image qualified).
+        featured_key = art.featured_image if any(a.key == art.featured_image for a in assets) else None
+        featured_warning = None
+        if wanted.get("featured_image"):
+            featured = choose_featured_image(assets, wanted["featured_image"])
+            featured_key = featured.image.key if featured.image is not None else None
+            featured_warning = featured.reason if featured.unknown_name else None
         chosen = list(in_body)
         if featured_key and featured_key not in {a.key for a in chosen}:
             chosen.append(next(a for a in assets if a.key == featured_key))
