@@ -170,8 +170,9 @@ class ImageStore:
                 reason = (
                     "LibreOffice could not convert it" if libreoffice else "LibreOffice is not available here"
                 )
+                article = "an" if ext.upper()[0] in "AEFHILMNORSX" else "a"  # as the letter is spoken
                 self._report.warn(
-                    f"an {ext.upper()} image was left out: browsers cannot show it and {reason}"
+                    f"{article} {ext.upper()} image was left out: browsers cannot show it and {reason}"
                 )
                 continue
             self._report.approximate("vector_image_converted_to_png")

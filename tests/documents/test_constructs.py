@@ -418,7 +418,14 @@ def test_emf_without_libreoffice_is_reported():
     assert result.html == "<p>see</p>"
     assert result.images == []
     assert result.report.dropped["vector_image"] == 1
-    assert any("EMF" in w for w in result.report.warnings)
+    assert any(w.startswith("an EMF image was left out") for w in result.report.warnings)
+
+
+def test_wmf_warning_reads_a_wmf():
+    wmf = b"\x01\x00\x09\x00" + b"\0" * 60  # a WMF without the placeable header
+    result = convert(build(p(runs=r("see ") + inline_image("rIdimage1.wmf")), media={"image1.wmf": wmf}))
+    assert result.report.dropped["vector_image"] == 1
+    assert any(w.startswith("a WMF image was left out") for w in result.report.warnings)
 
 
 # --- notes, text boxes, tracked changes, comments, equations, content controls ----------------
