@@ -15,7 +15,7 @@ FOLDERS = ("INBOX", "Processed", "Failed")
 
 def drive(until, *, timeout: float = 60, message: str = "the mailbox to settle"):
     """Run the dispatcher (as beat would) until `until()` is truthy; its value."""
-    from app.tasks.mailbox import dispatch
+    from app.tasks.mailbox.tasks import dispatch
 
     def step():
         value = until()
@@ -30,7 +30,7 @@ def drive(until, *, timeout: float = 60, message: str = "the mailbox to settle")
 
 def poll_in_worker(source_id, timeout: float = 60) -> dict:
     """One poll, run by a worker (the task beat's dispatcher sends), and its summary."""
-    from app.tasks.mailbox import poll_task
+    from app.tasks.mailbox.tasks import poll_task
 
     return poll_task.apply_async(args=[str(source_id)], queue="io").get(timeout=timeout)
 
