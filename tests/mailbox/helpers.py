@@ -3,8 +3,13 @@ by hand (what beat does every MAILBOX_DISPATCH_INTERVAL seconds)."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -90,3 +95,20 @@ def runs_ended(source_id, count: int = 1):
     found = runs(source_id)
     ended = [r for r in found if r.state in ("succeeded", "failed", "cancelled")]
     return found if len(found) >= count and len(ended) == len(found) else None
+
+
+@contextlib.contextmanager
+def beat(env: dict, folder: Path) -> Iterator[Path]:
+    """A real `celery beat` process for the block; the path of its log."""
+    log_path = folder / "beat.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "app.tasks", "beat", "-s", str(folder / "schedule"), "--loglevel=INFO"],
+        env=env, stdin=subprocess.DEVNULL, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield log_path
+        assert process.poll() is None, log_path.read_text()
+    finally:
+        process.terminate()
+        process.wait(20)
