@@ -326,7 +326,7 @@ def sync_default_source() -> None:
     wanted = environment_values(settings)
     if wanted is None:
         return
-    secrets = [settings.imap_password.get_secret_value(), settings.fernet_key()]
+    secrets = [settings.imap_password.get_secret_value(), settings.fernet_key(), settings.database_url]
     fingerprint = hashlib.sha256(json.dumps([wanted, secrets], sort_keys=True, default=str).encode()).hexdigest()
     if fingerprint == _synced:
         return
