@@ -3,6 +3,7 @@ variables, and a CA certificate trusted from memory (never written to a shared p
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,9 @@ def test_the_api_and_the_cli_refuse_bad_options(stack_env, admin_client, tmp_pat
 
 
 def variables(monkeypatch, **values: str):
-    """The settings with these variables set (as the environment gives them: text)."""
+    """The settings with only these IMAP_* variables set (as the environment gives them: text)."""
+    for name in [name for name in os.environ if name.startswith("IMAP_")]:
+        monkeypatch.delenv(name)
     for name, value in {**MAILBOX, **values}.items():
         monkeypatch.setenv(name, value)
     return load_settings()
@@ -81,6 +84,7 @@ def test_the_default_mailbox_variables(monkeypatch, tmp_path):
         environment_values(variables(monkeypatch, IMAP_DEFAULTS='{"colour": "red"}'))
     with pytest.raises(ConfigurationError, match="IMAP_CA_FILE: cannot read"):
         environment_values(variables(monkeypatch, IMAP_DEFAULTS="{}", IMAP_CA_FILE=str(tmp_path / "missing.pem")))
+    variables(monkeypatch)
     for name in MAILBOX:
         monkeypatch.delenv(name)
     assert environment_values(load_settings()) is None
