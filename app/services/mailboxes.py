@@ -320,18 +320,24 @@ _synced: str | None = None
 
 def sync_default_source() -> None:
     """`ensure_default_source` once per process and per configuration (beat and the dispatcher call
-    it before deciding what is due)."""
+    it before deciding what is due). A bad variable is logged, and the other mailboxes are
+    dispatched all the same."""
     global _synced
     settings = get_settings()
-    wanted = environment_values(settings)
-    if wanted is None:
+    if not (settings.imap_host and settings.imap_user and settings.imap_password):
         return
-    secrets = [settings.imap_password.get_secret_value(), settings.fernet_key(), settings.database_url]
-    fingerprint = hashlib.sha256(json.dumps([wanted, secrets], sort_keys=True, default=str).encode()).hexdigest()
+    variables = {name: value for name, value in settings if name.startswith("imap_")}
+    with suppress(OSError):
+        variables["ca"] = settings.imap_ca_file.read_bytes().hex() if settings.imap_ca_file else None
+    known = [variables, settings.imap_password.get_secret_value(), settings.fernet_key(), settings.database_url]
+    fingerprint = hashlib.sha256(json.dumps(known, sort_keys=True, default=str).encode()).hexdigest()
     if fingerprint == _synced:
         return
-    with session_scope() as session:
-        ensure_default_source(session)
+    try:
+        with session_scope() as session:
+            ensure_default_source(session)
+    except ConfigurationError as exc:
+        log.error("mailbox: %s", exc.message)
     _synced = fingerprint
 
 

@@ -111,3 +111,20 @@ def test_a_ca_certificate_is_trusted_from_memory(stack_env, dovecot, imap_user):
     assert check_mailbox(config).logged_in
     written = [p for p in set(Path(tempfile.gettempdir()).iterdir()) - before if p.is_file() and p.read_text(errors="ignore") == pem]
     assert written == []
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_bad_variable_is_logged_and_stops_no_dispatch(stack_env, monkeypatch, caplog):
+    from app.core.config import reset_settings_cache
+    from app.services.mailboxes import sync_default_source
+
+    variables(monkeypatch, IMAP_DEFAULTS='{"status": "maybe"}')
+    reset_settings_cache()
+    try:
+        with caplog.at_level("ERROR", logger="copydesk.mailbox"):
+            sync_default_source()  # what beat and the dispatcher do first: it must not raise
+        assert "IMAP_DEFAULTS: status: Input should be" in caplog.text
+    finally:
+        monkeypatch.undo()
+        reset_settings_cache()
