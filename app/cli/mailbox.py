@@ -3,10 +3,11 @@
     copydesk mailbox test default            # log in, look at the folders; exit 0 when all is well, 1 if not
     copydesk mailbox list
     copydesk mailbox add desk --host mail.example.org --user desk@example.org --allowed-sender @example.org
-    copydesk mailbox poll desk               # poll once, here and now, and say what came in
+    copydesk mailbox poll desk               # ask the API for a poll now, and say what came in
 
-They need the database (DATABASE_URL, or a running `copydesk dev`); the mailbox from IMAP_HOST,
-IMAP_USER and IMAP_PASSWORD is the source named "default".
+`test`, `list` and `add` need the database (DATABASE_URL, or a running `copydesk dev`); `poll` asks
+the API (as an admin: see `copydesk login`), so the poll runs on a worker with the workers' settings
+and storage. The mailbox from IMAP_HOST, IMAP_USER and IMAP_PASSWORD is the source named "default".
 """
 
 from __future__ import annotations
@@ -46,16 +47,11 @@ def _find(session, ref: str):
     """A source by name or id (the default one is synced from the environment first)."""
     from app.cli import fail
     from app.models import Source
-    from app.tasks.mailbox import ensure_default_source
+    from app.services.mailboxes import ensure_default_source, source_by_ref
 
     ensure_default_source(session)
     session.flush()
-    source = session.execute(select(Source).where(Source.name == ref)).scalar_one_or_none()
-    if source is None:
-        try:
-            source = session.get(Source, uuid.UUID(ref))
-        except ValueError:
-            source = None
+    source = session.execute(source_by_ref(ref)).scalar_one_or_none()
     if source is None:
         names = session.execute(select(Source.name).order_by(Source.name)).scalars().all()
         known = (
@@ -89,13 +85,13 @@ def test(
     from app.cli import fail
     from app.core.errors import CopydeskError
     from app.integrations.mailbox import check_mailbox
-    from app.tasks.mailbox import source_config
+    from app.services.mailboxes import mailbox_config
 
     with _db() as session:
         found = _find(session, source)
         name = found.name
         try:
-            config = source_config(found)
+            config = mailbox_config(found)
         except CopydeskError as exc:
             fail(f"{name}: {exc.message}", 1)
     report = check_mailbox(config, create_missing=create_folders)
@@ -108,7 +104,7 @@ def test(
 def list_sources() -> None:
     """The mailboxes, their last poll and their last error."""
     from app.models import Source
-    from app.tasks.mailbox import ensure_default_source
+    from app.services.mailboxes import ensure_default_source
 
     with _db() as session:
         ensure_default_source(session)
@@ -158,68 +154,69 @@ def add(
 
     from app.cli import fail
     from app.core.errors import ConfigurationError
-    from app.core.security import encrypt_secret
-    from app.integrations.mailbox import MailboxConfig
     from app.models import Source
-    from app.workflows.schema import get_workflow
+    from app.services.mailboxes import apply_values
 
-    try:
-        config = MailboxConfig(
-            host=host, user=user, password=password, port=port, tls=tls,  # type: ignore[arg-type]
-            allow_plain=allow_plain, folder=folder, processed_folder=processed_folder, failed_folder=failed_folder,
-            allowed_senders=tuple(allowed_sender or ()),
-        )  # fmt: skip
-    except ConfigurationError as exc:
-        fail(exc.message, 2)
-    defaults = {k: v for k, v in {"site": site, "category": category, "status": status}.items() if v}
-    try:
-        get_workflow(workflow).payload_model.model_validate(defaults)
-    except Exception as exc:  # NotFound or a pydantic ValidationError
-        fail(f"invalid workflow or defaults: {getattr(exc, 'message', None) or str(exc).splitlines()[0]}", 2)
     ca_cert = None
     if ca_file:
         try:
             ca_cert = Path(ca_file).read_text()
-        except OSError as exc:
-            fail(f"cannot read {ca_file}: {exc.strerror}", 2)
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {ca_file}: {getattr(exc, 'strerror', None) or exc}", 2)
+    values = {
+        "name": name, "host": host, "port": port, "tls_mode": tls, "allow_plain": allow_plain, "username": user,
+        "folder": folder, "processed_folder": processed_folder, "failed_folder": failed_folder,
+        "allowed_senders": allowed_sender or [], "poll_interval": poll_interval, "enabled": not disabled,
+        "workflow": workflow, "defaults": {"site": site, "category": category, "status": status}, "ca_cert": ca_cert,
+    }  # fmt: skip
     with _db() as session:
         source = session.execute(select(Source).where(Source.name == name)).scalar_one_or_none()
         if source is not None and not update:
             fail(f"a mailbox named {name!r} already exists (use --update to change it)", 1)
         if source is None:
-            source = Source(id=uuid.uuid4(), name=name, options={}, consecutive_failures=0)
-            session.add(source)
-        source.host, source.port, source.tls_mode, source.username = config.host, config.port, config.tls, config.user
-        source.password_encrypted = encrypt_secret(password)
-        source.folder, source.processed_folder, source.failed_folder = folder, processed_folder, failed_folder
-        source.allowed_senders = list(config.allowed_senders)
-        source.poll_interval, source.enabled, source.workflow, source.defaults = (
-            poll_interval, not disabled, workflow, defaults,
-        )  # fmt: skip
-        options = {"allow_plain": allow_plain}
-        if ca_cert:
-            options["ca_cert"] = ca_cert
-        source.options = options
-        source.next_poll_at = None
-    done = "updated" if update else "added"
-    typer.echo(f"{done} mailbox {name}: {user} on {config.host}:{config.port} ({config.tls})")
-    if not config.allowed_senders:
+            source = Source(id=uuid.uuid4(), options={}, consecutive_failures=0)
+        try:
+            apply_values(source, values, password=password)
+        except ConfigurationError as exc:
+            fail(exc.message, 2)
+        session.add(source)
+        summary = f"{source.username} on {source.host}:{source.port} ({source.tls_mode})"
+        anyone = not source.allowed_senders
+    typer.echo(f"{'updated' if update else 'added'} mailbox {name}: {summary}")
+    if anyone:
         typer.echo("warning: no allowed senders: mail from anyone becomes a document")
 
 
 @app.command("poll")
-def poll_once(source: str = typer.Argument(..., help="the source's name or id")) -> None:
-    """Poll once, in this process (the runs start on the workers). Exit 1 when the poll failed."""
+def poll_once(
+    source: str = typer.Argument(..., help="the source's name or id"),
+    timeout: float = typer.Option(120, "--timeout", min=1, max=120, help="seconds to wait for the poll to end"),
+    api_url: str | None = typer.Option(
+        None, "--api-url", help="the Copydesk API (default: COPYDESK_API_URL, the login's, PUBLIC_URL)"
+    ),
+) -> None:
+    """Ask the API for a poll now (a worker polls, with the workers' settings) and say what came in.
+    Exit 1 when the poll failed or another was under way, 3 when the API cannot be reached, 4 when
+    not logged in as an admin, 5 when the poll had not ended after --timeout seconds."""
     from app.cli import fail
-    from app.tasks.mailbox import poll_source
+    from app.cli.runs import FAILED, UNFINISHED, Api, CliError
 
-    with _db() as session:
-        source_id = _find(session, source).id
-    result = poll_source(source_id)
-    if result.get("skipped"):
-        fail(f"{result['source']}: {result['skipped']}", 1)
-    if result.get("error"):
-        fail(f"{result['source']}: {result['error']}", 1)
+    try:
+        api = Api(api_url)
+        try:
+            found = [s for s in api.call("GET", "/sources") if source in (s["name"], s["id"])]
+            if not found:
+                raise CliError(f"no mailbox source {source!r}", FAILED)
+            answer = api.call("POST", f"/sources/{found[0]['id']}/poll", params={"wait": timeout})
+        finally:
+            api.close()
+        result = answer.get("result")
+        if result is None:
+            raise CliError(f"the poll (task {answer['task_id']}) had not ended after {timeout:g} s", UNFINISHED)
+        if result.get("skipped") or result.get("error"):
+            raise CliError(f"{result['source']}: {result.get('skipped') or result['error']}", FAILED)
+    except CliError as exc:
+        fail(exc.message, exc.code)
     typer.echo(
         f"{result['source']}: {result.get('recorded', 0)} new message(s), {result.get('runs', 0)} run(s) started, "
         f"{result.get('duplicates', 0)} duplicate(s), {result.get('ignored', 0)} ignored, "

@@ -11,7 +11,7 @@ import functools
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     imap_password: SecretStr | None = Field(None, alias="IMAP_PASSWORD")
     imap_folder: str = Field("INBOX", alias="IMAP_FOLDER")
     imap_tls: Literal["imaps", "starttls", "plain"] = Field("imaps", alias="IMAP_TLS")
+    # Each of these, when set, is the default mailbox's value (applied before its first poll, and
+    # the API refuses to change it); unset, the value an admin gives through the API stays.
+    imap_processed_folder: str | None = Field(None, alias="IMAP_PROCESSED_FOLDER")
+    imap_failed_folder: str | None = Field(None, alias="IMAP_FAILED_FOLDER")
+    imap_allowed_senders: str | None = Field(None, alias="IMAP_ALLOWED_SENDERS")  # comma-separated
+    imap_poll_interval: int | None = Field(None, ge=1, le=86400, alias="IMAP_POLL_INTERVAL")
+    imap_enabled: bool | None = Field(None, alias="IMAP_ENABLED")
+    imap_workflow: str | None = Field(None, alias="IMAP_WORKFLOW")
+    imap_defaults: dict[str, Any] | None = Field(None, alias="IMAP_DEFAULTS")  # JSON, as the API's `defaults`
+    imap_ca_file: Path | None = Field(None, alias="IMAP_CA_FILE")  # PEM of a CA to trust
 
     # --- LibreOffice -------------------------------------------------------------------------
     soffice_path: str = Field("soffice", alias="SOFFICE_PATH")

@@ -1,13 +1,53 @@
 from __future__ import annotations
 
+import ssl
 import uuid
 from datetime import datetime
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from app.models.base import Base, created_at, updated_at, uuid_pk
+
+
+class SourceOptions(BaseModel):
+    """`Source.options`, typed: how to reach the server and how much one poll may take. Checked each
+    time options are assigned (so the API, the CLI and the default mailbox's variables all get the
+    same clear error for an unknown key or a bad value); read as `source.typed_options.timeout`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_plain: bool = False  # plain IMAP sends the password unencrypted: local test servers only
+    ca_cert: str | None = Field(None, max_length=100_000)  # PEM of a CA to trust (self-signed servers)
+    timeout: float = Field(30, gt=0, le=600)  # seconds, for connecting and for every answer
+    max_messages_per_poll: int = Field(200, ge=1, le=10_000)
+    max_bytes_per_poll: int = Field(256 * 1024 * 1024, ge=1)
+
+    @field_validator("ca_cert")
+    @classmethod
+    def _loadable_pem(cls, pem: str | None) -> str | None:
+        if not pem:
+            return None
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+        except (ssl.SSLError, TypeError, ValueError):
+            raise ValueError("must be a PEM certificate (-----BEGIN CERTIFICATE-----) that TLS can load") from None
+        return pem
+
+
+class SourceDefaults(BaseModel):
+    """`Source.defaults`: what runs started from the mailbox get unless a message's directives say
+    otherwise (keys as the workflow's inputs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: str | None = Field(None, max_length=200, description="WordPress site name (default: the default site)")
+    category: str | None = Field(None, max_length=200)
+    status: Literal["draft", "pending", "publish", "future"] | None = None
+    llm: dict[str, Any] | None = Field(None, description="editing options: instructions, model, temperature…")
 
 
 class Source(Base):
@@ -30,7 +70,7 @@ class Source(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     workflow: Mapped[str] = mapped_column(String(200), nullable=False, default="publish_document")
     defaults: Mapped[dict] = mapped_column(nullable=False, default=dict)  # site, category, status, llm…
-    options: Mapped[dict] = mapped_column(nullable=False, default=dict)
+    options: Mapped[dict] = mapped_column(nullable=False, default=dict)  # SourceOptions, see typed_options
     # Polling cursor and health.
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int | None] = mapped_column(BigInteger)
@@ -43,6 +83,15 @@ class Source(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
+
+    @validates("options")
+    def _check_options(self, _key: str, value: dict | None) -> dict:
+        """Refuse unknown keys and bad values (pydantic's ValidationError) before they are stored."""
+        return SourceOptions.model_validate(value or {}).model_dump(exclude_unset=True, exclude_none=True)
+
+    @property
+    def typed_options(self) -> SourceOptions:
+        return SourceOptions.model_validate(self.options or {})
 
 
 class MailMessage(Base):

@@ -17,6 +17,8 @@ from kombu import Queue
 
 from app.core.config import get_settings
 from app.core.errors import ConfigurationError
+from app.services.mailboxes import DISPATCH_TASK
+from app.tasks.mailbox.dispatch import WhenDue
 
 _PLACEHOLDER_BROKER = "redis://redis-url-not-configured.invalid:6379/0"
 
@@ -44,7 +46,7 @@ class SendOnlyRedisBackend(RedisBackend):
 
 
 def make_celery() -> Celery:
-    celery = Celery("copydesk", include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox"])
+    celery = Celery("copydesk", include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox.tasks"])
     configure(celery)
     return celery
 
@@ -99,9 +101,9 @@ def configure(celery: Celery) -> None:
                 "schedule": 3600,
                 "options": {"queue": "io", "expires": 3600},
             },
-            "dispatch-mailbox-polls": {
-                "task": "copydesk.mailbox.dispatch",
-                "schedule": settings.mailbox_dispatch_interval,
+            "dispatch-mailbox-polls": {  # sent only when a mailbox is due or has mail to file
+                "task": DISPATCH_TASK,
+                "schedule": WhenDue(settings.mailbox_dispatch_interval),
                 "options": {"queue": "io", "expires": settings.mailbox_dispatch_interval},
             },
         },
@@ -131,7 +133,8 @@ _task_log_context: dict[str, object] = {}
 
 @signals.task_prerun.connect
 def _enter_log_context(task_id=None, task=None, args=None, **_) -> None:
-    # Celery's own lines about a task of a run ("… succeeded in 0.2s") carry the run too.
+    # Celery's own lines about a task of a run ("… succeeded in 0.2s") carry the run too; a task whose
+    # first argument is another id names its field (`log_field`, e.g. the mailbox tasks' source_id).
     if not task or not task.name.startswith("copydesk.") or not args:
         return
     try:
@@ -144,7 +147,7 @@ def _enter_log_context(task_id=None, task=None, args=None, **_) -> None:
 
     # The runner adds the step and the document once it knows them; Celery's lines before and after
     # the body (the task name says which step) carry the run and the task.
-    context = log_context(run_id=args[0], task_id=task_id)
+    context = log_context(**{getattr(task, "log_field", "run_id"): args[0]}, task_id=task_id)
     context.__enter__()
     _task_log_context[task_id] = context
 

@@ -1,5 +1,5 @@
-"""Housekeeping tasks run by beat: the sweeper (stuck runs), the mailbox poll dispatcher and the
-retention of cached edits."""
+"""Housekeeping tasks run by beat: the sweeper (stuck runs) and the retention of cached edits (the
+mailbox dispatcher is in app.tasks.mailbox)."""
 
 from __future__ import annotations
 
@@ -90,16 +90,6 @@ def sweep(*, stuck_after: float | None = None, heartbeat_timeout: float | None =
 @celery_app.task(name="copydesk.sweep")
 def sweep_task() -> dict[str, list[str]]:
     return sweep()
-
-
-@celery_app.task(name="copydesk.mailbox.dispatch")
-def dispatch_mailbox_polls() -> int:
-    """Start a poll for each mailbox that is due (mailbox intake plugs in here)."""
-    try:
-        from app.tasks.mailbox import dispatch
-    except ImportError:
-        return 0
-    return dispatch()
 
 
 def prune_llm_cache(days: float | None = None) -> int:

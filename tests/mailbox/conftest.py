@@ -8,11 +8,13 @@ own (IMAPS, trusting the test CA) through the database or the API and disable th
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
 
-from tests.fixtures.stack import isolated_stack
+from tests.fixtures.stack import Database, isolated_stack
 
 
 @pytest.fixture(scope="package")
@@ -72,3 +74,19 @@ def make_source(mail_stack, dovecot):
 
     with session_scope() as session:
         session.execute(update(Source).where(Source.id.in_(created)).values(enabled=False))
+
+
+@pytest.fixture
+def fresh_database(stack_env):
+    """The URL of a migrated database of the test's own (dropped after it), for a test whose default
+    mailbox or dispatcher must see no other test's sources."""
+    database = Database()
+    try:
+        migrated = subprocess.run(
+            [sys.executable, "-c", "from app.cli.dev import migrate; migrate()"],
+            env={**stack_env["env"], "DATABASE_URL": database.url}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert migrated.returncode == 0, migrated.stderr
+        yield database.url
+    finally:
+        database.drop()

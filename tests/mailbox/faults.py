@@ -9,7 +9,7 @@ test process never kills itself.
 Points: `after_fetch` (the messages are read, nothing is recorded), `after_record` (recorded and
 committed, the runs not sent yet), `before_move` (the runs ended, the message not moved yet).
 
-Importing this module also registers the mailbox tasks in the worker (it imports app.tasks.mailbox).
+The points wrap the functions where the mailbox modules look them up (polling, settling).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import signal
 import redis
 from celery import current_task
 
-import app.tasks.mailbox as mailbox
+from app.tasks.mailbox import polling, settling
 from app.core.config import get_settings
 
 KEY = "test:mailbox:crash:{}"
@@ -36,9 +36,9 @@ def _crash_if_armed(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-_fetch = mailbox.fetch
-_record_poll = mailbox.record_poll
-_move = mailbox.move
+_fetch = polling.fetch
+_record_poll = polling.record_poll
+_move = settling.move
 
 
 def fetch(config, cursor):
@@ -59,6 +59,6 @@ def move(config, uids, folder, **kwargs):
     return _move(config, uids, folder, **kwargs)
 
 
-mailbox.fetch = fetch
-mailbox.record_poll = record_poll
-mailbox.move = move
+polling.fetch = fetch
+polling.record_poll = record_poll
+settling.move = move

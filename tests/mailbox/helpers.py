@@ -3,8 +3,13 @@ by hand (what beat does every MAILBOX_DISPATCH_INTERVAL seconds)."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -15,7 +20,7 @@ FOLDERS = ("INBOX", "Processed", "Failed")
 
 def drive(until, *, timeout: float = 60, message: str = "the mailbox to settle"):
     """Run the dispatcher (as beat would) until `until()` is truthy; its value."""
-    from app.tasks.mailbox import dispatch
+    from app.tasks.mailbox.tasks import dispatch
 
     def step():
         value = until()
@@ -30,7 +35,7 @@ def drive(until, *, timeout: float = 60, message: str = "the mailbox to settle")
 
 def poll_in_worker(source_id, timeout: float = 60) -> dict:
     """One poll, run by a worker (the task beat's dispatcher sends), and its summary."""
-    from app.tasks.mailbox import poll_task
+    from app.tasks.mailbox.tasks import poll_task
 
     return poll_task.apply_async(args=[str(source_id)], queue="io").get(timeout=timeout)
 
@@ -90,3 +95,20 @@ def runs_ended(source_id, count: int = 1):
     found = runs(source_id)
     ended = [r for r in found if r.state in ("succeeded", "failed", "cancelled")]
     return found if len(found) >= count and len(ended) == len(found) else None
+
+
+@contextlib.contextmanager
+def beat(env: dict, folder: Path) -> Iterator[Path]:
+    """A real `celery beat` process for the block; the path of its log."""
+    log_path = folder / "beat.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "app.tasks", "beat", "-s", str(folder / "schedule"), "--loglevel=INFO"],
+        env=env, stdin=subprocess.DEVNULL, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield log_path
+        assert process.poll() is None, log_path.read_text()
+    finally:
+        process.terminate()
+        process.wait(20)

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from tests.fixtures.dovecot import docx_message
+from tests.support import free_port
 
 pytestmark = [pytest.mark.imap, pytest.mark.postgres, pytest.mark.redis, pytest.mark.worker]
 
@@ -20,7 +21,7 @@ def copydesk(env: dict, *args: str, extra_env: dict | None = None) -> subprocess
     )  # fmt: skip
 
 
-def test_add_list_test_and_poll_a_mailbox(mail_stack, dovecot, imap_user):
+def test_add_list_test_and_poll_a_mailbox(mail_stack, dovecot, imap_user, admin_token, admin_client, tmp_path):
     env = mail_stack["env"]
     name = f"cli-{uuid.uuid4().hex[:6]}"
     dovecot.deliver(imap_user, docx_message("From the command line"))
@@ -46,16 +47,25 @@ def test_add_list_test_and_poll_a_mailbox(mail_stack, dovecot, imap_user):
     assert "OK in" in checked.stdout
     assert dovecot.users[imap_user] not in checked.stdout + checked.stderr
 
-    polled = copydesk(env, "mailbox", "poll", name)
+    # `poll` asks the API: a worker polls, with the workers' settings and storage, whatever this
+    # process has (here: no database it could reach, and a storage folder of its own)
+    cli_storage = tmp_path / "cli-storage"
+    polled = copydesk(env, "mailbox", "poll", name, extra_env={
+        "COPYDESK_TOKEN": admin_token, "XDG_CONFIG_HOME": str(tmp_path),
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nowhere", "STORAGE_DIR": str(cli_storage),
+    })  # fmt: skip
     assert polled.returncode == 0, polled.stderr
     assert polled.stdout.startswith(f"{name}: 1 new message(s), 1 run(s) started")
+    [document] = admin_client.get("/documents", params={"source": name}).json()
+    assert admin_client.get(f"/documents/{document['id']}/original").status_code == 200
+    assert not cli_storage.exists()
 
     default = copydesk(env, "mailbox", "test", "default")
     assert default.returncode == 0, default.stdout + default.stderr
     assert "(plain)" in default.stdout and "login: ok" in default.stdout
 
 
-def test_failures_are_one_clear_line_and_exit_1(mail_stack, dovecot, imap_user):
+def test_failures_are_one_clear_line_and_exit_1(mail_stack, dovecot, imap_user, admin_token, editor_token, tmp_path):
     env = mail_stack["env"]
     name = f"cli-{uuid.uuid4().hex[:6]}"
     wrong = "Wr0ng-" + uuid.uuid4().hex[:10]
@@ -71,6 +81,18 @@ def test_failures_are_one_clear_line_and_exit_1(mail_stack, dovecot, imap_user):
     refused = f"error: {dovecot.host}:{dovecot.imaps_port} refused the user name or password of {imap_user}"
     assert refused in checked.stdout
     assert "NOT OK" in checked.stdout and wrong not in checked.stdout + checked.stderr
+
+    as_admin = {"COPYDESK_TOKEN": admin_token, "XDG_CONFIG_HOME": str(tmp_path)}
+    polled = copydesk(env, "mailbox", "poll", name, extra_env=as_admin)
+    assert polled.returncode == 1
+    assert polled.stderr.startswith(f"copydesk: {name}: {refused}".replace("error: ", ""))
+    assert wrong not in polled.stdout + polled.stderr
+    unknown = copydesk(env, "mailbox", "poll", "no-such-box", extra_env=as_admin)
+    assert (unknown.returncode, unknown.stderr.strip()) == (1, "copydesk: no mailbox source 'no-such-box'")
+    as_editor = copydesk(env, "mailbox", "poll", name, extra_env={**as_admin, "COPYDESK_TOKEN": editor_token})
+    assert as_editor.returncode == 4 and "admin" in as_editor.stderr
+    nobody = copydesk(env, "mailbox", "poll", name, "--api-url", f"http://127.0.0.1:{free_port()}", extra_env=as_admin)
+    assert nobody.returncode == 3 and nobody.stderr.startswith("copydesk: cannot reach the API")
 
     missing = copydesk(env, "mailbox", "test", "no-such-box")
     assert missing.returncode == 1

@@ -108,7 +108,7 @@ def test_the_same_mail_is_never_processed_twice(make_source, dovecot, imap_user,
     delivery of the same message, and an API upload of the same file."""
     from app.core.db import session_scope
     from app.models import Source
-    from app.tasks.mailbox import poll_source
+    from app.tasks.mailbox.polling import poll_source
 
     source_id = make_source(imap_user)
     data = manuscript("Budget vote", seed=202)
@@ -170,7 +170,8 @@ def test_uidvalidity_change(make_source, dovecot, imap_user):
     """The folder is rebuilt (a restored server): stored UIDs mean nothing. The message being processed
     is found again by its Message-ID to be moved; the one kept in place is not recorded twice; new
     mail is still picked up."""
-    from app.tasks.mailbox import poll_source, settle_source
+    from app.tasks.mailbox.polling import poll_source
+    from app.tasks.mailbox.settling import settle_source
 
     source_id = make_source(imap_user)
     dovecot.deliver(imap_user, docx_message("Ferry timetable", filename="ferry.docx", message_id="<ferry@example.org>"))
@@ -432,7 +433,7 @@ def test_an_attachment_above_the_upload_limit_fails_the_message(make_source, dov
 def test_a_backlog_is_taken_in_slices(make_source, dovecot, imap_user, mail_stack):
     """max_bytes_per_poll (and max_messages_per_poll) bound what one poll holds in memory; a poll that
     stops short says so and the next one follows at once."""
-    from app.tasks.mailbox import poll_source
+    from app.tasks.mailbox.polling import poll_source
 
     source_id = make_source(imap_user, options={"ca_cert": open(dovecot.ca_file).read(), "max_bytes_per_poll": 1})
     dovecot.deliver_many(imap_user, [docx_message(f"Slice {n}", filename=f"slice-{n}.docx") for n in range(3)])

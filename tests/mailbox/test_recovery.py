@@ -92,7 +92,7 @@ def test_a_wrong_password_shows_on_the_source_and_polling_backs_off(
     assert after_two.consecutive_failures == 2
     assert (after_two.next_poll_at - after_two.last_error_at).total_seconds() == pytest.approx(20, abs=0.01)
     # the dispatcher leaves it alone while it backs off
-    from app.tasks.mailbox import dispatch
+    from app.tasks.mailbox.tasks import dispatch
 
     for _ in range(4):
         dispatch()
@@ -120,7 +120,7 @@ def test_a_wrong_password_shows_on_the_source_and_polling_backs_off(
 
 
 def test_an_unreachable_server_shows_on_the_source(make_source, imap_user):
-    from app.tasks.mailbox import poll_source
+    from app.tasks.mailbox.polling import poll_source
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -14,6 +14,7 @@ from app.core.config import get_settings
 from app.core.errors import LimitExceeded, NotFound, PermissionDenied
 from app.models import Document
 from app.services import storage
+from app.services.mailboxes import source_id_by_ref
 from app.workflows import engine, intake
 from app.workflows.schema import get_workflow
 
@@ -99,9 +100,14 @@ async def submit_document(
 
 
 @router.get("", response_model=list[DocumentOut])
-async def list_documents(session: Session, user: CurrentUser, limit: int = 50, offset: int = 0) -> list[Document]:
+async def list_documents(
+    session: Session, user: CurrentUser, limit: int = 50, offset: int = 0, source: str | None = None
+) -> list[Document]:
+    """Documents, newest first; `source` (a mailbox's name or id): only those that came from it."""
     limit = max(1, min(limit, 500))
     query = select(Document).order_by(Document.created_at.desc()).limit(limit).offset(max(0, offset))
+    if source:
+        query = query.where(Document.source_id == source_id_by_ref(source))
     return list((await session.execute(query)).scalars())
 
 

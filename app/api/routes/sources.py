@@ -1,5 +1,6 @@
 """Mailboxes Copydesk polls (admin only): create, change, test, poll now, and what became of each
-message. The password is write-only: encrypted at rest (ENCRYPTION_KEY), never returned, never logged."""
+message. The password is write-only: encrypted at rest (ENCRYPTION_KEY), never returned, never logged.
+List answers carry their total in `X-Total-Count`."""
 
 from __future__ import annotations
 
@@ -7,36 +8,36 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
+from celery.exceptions import TimeoutError as ResultNotReady
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import func, select
 
 from app.api.deps import AdminUser, Session
-from app.core.errors import ConfigurationError, CopydeskError, NotFound, error_code
-from app.core.security import encrypt_secret
-from app.integrations.mailbox import MailboxConfig, check_mailbox
+from app.core.errors import ConfigurationError, CopydeskError, NotFound, describe, error_code
+from app.integrations.mailbox import check_mailbox
 from app.models import MailMessage, Source
-from app.workflows.schema import get_workflow
+from app.models.source import SourceDefaults
+from app.services.mailboxes import (
+    POLL_TASK,
+    PROGRESS_STATES,
+    apply_values,
+    current_values,
+    mailbox_config,
+    managed_by_variables,
+    progress_counts,
+)
+from app.tasks.celery_app import celery_app
 
 router = APIRouter(prefix="/sources", tags=["sources"])
 
 TlsMode = Literal["imaps", "starttls", "plain"]
 MESSAGE_STATES = ("new", "accepted", "processed", "failed", "ignored", "unauthorized")
+TOTAL = "X-Total-Count"
 
 
 # --- schemas -----------------------------------------------------------------------------------------
-
-
-class SourceDefaults(BaseModel):
-    """What runs started from this mailbox get unless a message's directives say otherwise."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    site: str | None = Field(None, max_length=200, description="WordPress site name (default: the default site)")
-    category: str | None = Field(None, max_length=200)
-    status: Literal["draft", "pending", "publish", "future"] | None = None
-    llm: dict[str, Any] | None = Field(None, description="editing options: instructions, model, temperature…")
 
 
 class SourceCreate(BaseModel):
@@ -85,6 +86,18 @@ class SourceUpdate(BaseModel):
     ca_cert: str | None = Field(None, max_length=100_000, description='"" removes it')
 
 
+class MessageProgress(BaseModel):
+    """How far the mailbox's messages have come: what a script waits on until `settled`."""
+
+    waiting: int = Field(0, description="its runs have ended; moved to its folder at the next poll or settle")
+    in_progress: int = Field(0, description="a run of it is queued or running")
+    awaiting_approval: int = Field(0, description="a run of it waits for an editor's approval")
+    filed: int = Field(0, description="moved to the processed folder")
+    failed: int = Field(0, description="moved to the failed folder, with the reason")
+    kept: int = Field(0, description="left in the watched folder, flagged: ignored, or from an unknown sender")
+    settled: bool = Field(True, description="nothing waiting or in progress (runs awaiting approval aside)")
+
+
 class SourceOut(BaseModel):
     id: uuid.UUID
     name: str
@@ -113,6 +126,7 @@ class SourceOut(BaseModel):
     last_error_at: datetime | None
     consecutive_failures: int
     messages: dict[str, int] = Field(default_factory=dict, description="messages recorded, by state")
+    progress: MessageProgress = Field(default_factory=MessageProgress)
     created_at: datetime
     updated_at: datetime
 
@@ -167,6 +181,9 @@ class TestReport(BaseModel):
 class PollQueued(BaseModel):
     source_id: uuid.UUID
     task_id: str
+    result: dict[str, Any] | None = Field(
+        None, description="the poll's summary, when it ended within `wait` seconds (new messages, runs started…)"
+    )
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -176,90 +193,11 @@ def _invalid(message: str) -> HTTPException:
     return HTTPException(422, detail=message)
 
 
-def _checked_config(values: dict[str, Any]) -> MailboxConfig:
-    """The settings as the mailbox package will use them (port filled in, senders normalised), or 422."""
+def _apply(source: Source, values: dict[str, Any], password: SecretStr | None) -> set[str]:
     try:
-        return MailboxConfig(
-            host=values["host"],
-            user=values["username"],
-            password="unused-for-validation",
-            port=values.get("port"),
-            tls=values["tls_mode"],
-            allow_plain=bool(values.get("allow_plain")),
-            folder=values["folder"],
-            processed_folder=values["processed_folder"],
-            failed_folder=values["failed_folder"],
-            allowed_senders=tuple(values.get("allowed_senders") or ()),
-        )
+        return apply_values(source, values, password=password.get_secret_value() if password is not None else None)
     except ConfigurationError as exc:
         raise _invalid(exc.message) from None
-
-
-def _check_workflow(name: str, defaults: dict[str, Any]) -> None:
-    try:
-        wf = get_workflow(name)
-    except NotFound as exc:
-        raise _invalid(exc.message) from None
-    try:
-        wf.payload_model.model_validate(defaults)
-    except ValidationError as exc:
-        problems = "; ".join(f"defaults.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise _invalid(problems) from None
-
-
-def _current_values(source: Source) -> dict[str, Any]:
-    return {
-        "name": source.name,
-        "host": source.host,
-        "port": source.port,
-        "tls_mode": source.tls_mode,
-        "allow_plain": bool((source.options or {}).get("allow_plain")),
-        "username": source.username,
-        "folder": source.folder,
-        "processed_folder": source.processed_folder,
-        "failed_folder": source.failed_folder,
-        "allowed_senders": list(source.allowed_senders or []),
-        "poll_interval": source.poll_interval,
-        "enabled": source.enabled,
-        "workflow": source.workflow,
-        "defaults": dict(source.defaults or {}),
-        "ca_cert": (source.options or {}).get("ca_cert"),
-    }
-
-
-CONNECTION_FIELDS = ("host", "port", "tls_mode", "allow_plain", "username", "folder", "ca_cert", "password")
-
-
-def _apply(source: Source, values: dict[str, Any], password: SecretStr | None) -> None:
-    config = _checked_config(values)
-    _check_workflow(values["workflow"], values["defaults"])
-    source.name = values["name"]
-    source.host = config.host
-    source.port = config.port  # type: ignore[assignment]
-    source.tls_mode = config.tls
-    source.username = config.user
-    source.folder, source.processed_folder, source.failed_folder = (
-        config.folder, config.processed_folder, config.failed_folder,
-    )  # fmt: skip
-    source.allowed_senders = list(config.allowed_senders)
-    source.poll_interval = values["poll_interval"]
-    source.enabled = values["enabled"]
-    source.workflow = values["workflow"]
-    source.defaults = {k: v for k, v in values["defaults"].items() if v is not None}
-    options = dict(source.options or {})
-    options["allow_plain"] = bool(values.get("allow_plain"))
-    if values.get("ca_cert"):
-        if "BEGIN CERTIFICATE" not in values["ca_cert"]:
-            raise _invalid("ca_cert must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
-        options["ca_cert"] = values["ca_cert"]
-    else:
-        options.pop("ca_cert", None)
-    source.options = options
-    if password is not None:
-        secret = password.get_secret_value()
-        if not secret:
-            raise _invalid("password: must not be empty")
-        source.password_encrypted = encrypt_secret(secret)
 
 
 async def _source(session, source_id: uuid.UUID) -> Source:
@@ -269,29 +207,36 @@ async def _source(session, source_id: uuid.UUID) -> Source:
     return source
 
 
-async def _counts(session, source_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
-    if not source_ids:
-        return {}
-    rows = await session.execute(
-        select(MailMessage.source_id, MailMessage.state, func.count())
-        .where(MailMessage.source_id.in_(source_ids))
-        .group_by(MailMessage.source_id, MailMessage.state)
-    )
-    out: dict[uuid.UUID, dict[str, int]] = {}
-    for source_id, state, count in rows:
-        out.setdefault(source_id, {})[state] = count
-    return out
+async def _answers(session, sources: list[Source]) -> list[SourceOut]:
+    """The sources as answered: with their messages counted by state and by progress."""
+    ids = [source.id for source in sources]
+    by_state: dict[uuid.UUID, dict[str, int]] = {}
+    by_progress: dict[uuid.UUID, dict[str, int]] = {}
+    if ids:
+        states = await session.execute(
+            select(MailMessage.source_id, MailMessage.state, func.count())
+            .where(MailMessage.source_id.in_(ids))
+            .group_by(MailMessage.source_id, MailMessage.state)
+        )
+        for source_id, state, count in states:
+            by_state.setdefault(source_id, {})[state] = count
+        for source_id, progress, count in await session.execute(progress_counts(ids)):
+            by_progress.setdefault(source_id, {})[progress] = count
+    return [source_out(s, by_state.get(s.id), by_progress.get(s.id)) for s in sources]
 
 
-def source_out(source: Source, counts: dict[str, int] | None = None) -> SourceOut:
-    options = source.options or {}
+def source_out(
+    source: Source, counts: dict[str, int] | None = None, progress: dict[str, int] | None = None
+) -> SourceOut:
+    options = source.typed_options
+    stages = {stage: (progress or {}).get(stage, 0) for stage in PROGRESS_STATES}
     return SourceOut(
         id=source.id,
         name=source.name,
         host=source.host,
         port=source.port,
         tls_mode=source.tls_mode,
-        allow_plain=bool(options.get("allow_plain")),
+        allow_plain=options.allow_plain,
         username=source.username,
         password_set=bool(source.password_encrypted),
         folder=source.folder,
@@ -302,7 +247,7 @@ def source_out(source: Source, counts: dict[str, int] | None = None) -> SourceOu
         enabled=source.enabled,
         workflow=source.workflow,
         defaults=dict(source.defaults or {}),
-        ca_cert_set=bool(options.get("ca_cert")),
+        ca_cert_set=options.ca_cert is not None,
         uidvalidity=source.uidvalidity,
         last_uid=source.last_uid,
         last_poll_at=source.last_poll_at,
@@ -313,6 +258,7 @@ def source_out(source: Source, counts: dict[str, int] | None = None) -> SourceOu
         last_error_at=source.last_error_at,
         consecutive_failures=source.consecutive_failures,
         messages=counts or {},
+        progress=MessageProgress(**stages, settled=not (stages["waiting"] or stages["in_progress"])),
         created_at=source.created_at,
         updated_at=source.updated_at,
     )
@@ -329,10 +275,10 @@ async def _name_taken(session, name: str, but: uuid.UUID | None = None) -> bool:
 
 
 @router.get("", response_model=list[SourceOut])
-async def list_sources(session: Session, _: AdminUser) -> list[SourceOut]:
+async def list_sources(session: Session, _: AdminUser, response: Response) -> list[SourceOut]:
     sources = list((await session.execute(select(Source).order_by(Source.name))).scalars())
-    counts = await _counts(session, [s.id for s in sources])
-    return [source_out(s, counts.get(s.id)) for s in sources]
+    response.headers[TOTAL] = str(len(sources))
+    return await _answers(session, sources)
 
 
 @router.post("", response_model=SourceOut, status_code=status.HTTP_201_CREATED)
@@ -353,9 +299,8 @@ async def create_source(body: SourceCreate, session: Session, _: AdminUser) -> S
 
 @router.get("/{source_id}", response_model=SourceOut)
 async def get_source(source_id: uuid.UUID, session: Session, _: AdminUser) -> SourceOut:
-    source = await _source(session, source_id)
-    counts = await _counts(session, [source.id])
-    return source_out(source, counts.get(source.id))
+    [out] = await _answers(session, [await _source(session, source_id)])
+    return out
 
 
 @router.patch("/{source_id}", response_model=SourceOut)
@@ -365,18 +310,23 @@ async def update_source(source_id: uuid.UUID, body: SourceUpdate, session: Sessi
     if "defaults" in sent and body.defaults is not None:
         sent["defaults"] = body.defaults.model_dump()
     sent = {k: v for k, v in sent.items() if v is not None or k == "ca_cert"}
+    managed = managed_by_variables(source)
+    fixed = [f"{name} ({managed[name]})" for name in [*sent, *(["password"] if body.password else [])] if name in managed]
+    if fixed:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"set by the environment for the default mailbox: {', '.join(fixed)}; change the variable instead",
+        )
     if sent.get("name") and await _name_taken(session, sent["name"], but=source.id):
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"a source named {sent['name']!r} already exists")
-    values = {**_current_values(source), **sent}
+    values = {**current_values(source), **sent}
     if "tls_mode" in sent and "port" not in sent:
         values["port"] = None  # the default port of the new mode
-    _apply(source, values, body.password)
-    if any(name in sent for name in CONNECTION_FIELDS) or body.password is not None or sent.get("enabled"):
-        source.next_poll_at = None  # try the new settings at the next dispatch
+    _apply(source, values, body.password)  # a new way to reach it is tried at the next dispatch
     await session.commit()
     await session.refresh(source)
-    counts = await _counts(session, [source.id])
-    return source_out(source, counts.get(source.id))
+    [out] = await _answers(session, [source])
+    return out
 
 
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -393,17 +343,21 @@ async def list_messages(
     source_id: uuid.UUID,
     session: Session,
     _: AdminUser,
+    response: Response,
     state: str | None = Query(None, description=", ".join(MESSAGE_STATES)),
     limit: int = 50,
     offset: int = 0,
 ) -> list[MailMessage]:
-    """What became of each message seen in the mailbox, newest first."""
+    """What became of each message seen in the mailbox, newest first; how many there are in all (with
+    this `state`) in `X-Total-Count`."""
     await _source(session, source_id)
     query = select(MailMessage).where(MailMessage.source_id == source_id)
     if state:
         if state not in MESSAGE_STATES:
             raise _invalid(f"state: one of {', '.join(MESSAGE_STATES)}")
         query = query.where(MailMessage.state == state)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    response.headers[TOTAL] = str(total)
     query = query.order_by(MailMessage.created_at.desc(), MailMessage.uid.desc())
     query = query.limit(max(1, min(limit, 500))).offset(max(0, offset))
     return list((await session.execute(query)).scalars())
@@ -417,11 +371,9 @@ async def test_source(
     create_folders: bool = Query(False, description="create the processed and failed folders when missing"),
 ) -> TestReport:
     """Log in and look at the folders: what `copydesk mailbox test` shows. Never changes the source."""
-    from app.tasks.mailbox import source_config
-
     source = await _source(session, source_id)
     try:
-        config = source_config(source)
+        config = mailbox_config(source)
     except CopydeskError as exc:
         lines = [f"{source.username} on {source.host}:{source.port} ({source.tls_mode})", f"  error: {exc.message}"]
         return TestReport(
@@ -443,11 +395,31 @@ async def test_source(
     )
 
 
-@router.post("/{source_id}/poll", response_model=PollQueued, status_code=status.HTTP_202_ACCEPTED)
-async def poll_source_now(source_id: uuid.UUID, session: Session, _: AdminUser) -> PollQueued:
-    """Poll now, whatever the schedule or backoff says (a poll already under way is not doubled)."""
-    from app.tasks.mailbox import poll_now
-
+@router.post(
+    "/{source_id}/poll",
+    response_model=PollQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={200: {"description": "the poll ended within `wait` seconds: its summary is in `result`"}},
+)
+async def poll_source_now(
+    source_id: uuid.UUID,
+    session: Session,
+    _: AdminUser,
+    response: Response,
+    wait: float = Query(0, ge=0, le=120, description="seconds to wait for the poll's summary (0: queue it and return)"),
+) -> PollQueued:
+    """Poll now, on a worker, whatever the schedule or backoff says (a poll already under way is not
+    doubled: the summary then says `skipped`)."""
     await _source(session, source_id)
-    task_id = await run_in_threadpool(poll_now, source_id)
-    return PollQueued(source_id=source_id, task_id=task_id)
+    task = await run_in_threadpool(
+        celery_app.send_task, POLL_TASK, args=[str(source_id)], queue="io", expires=max(300.0, wait)
+    )
+    queued = PollQueued(source_id=source_id, task_id=task.id)
+    if wait:
+        try:
+            result = await run_in_threadpool(task.get, timeout=wait, propagate=False)
+        except ResultNotReady:
+            return queued
+        queued.result = result if isinstance(result, dict) else {"source": str(source_id), "error": describe(result)}
+        response.status_code = status.HTTP_200_OK
+    return queued

@@ -41,7 +41,8 @@ Exactly once (for the code that stores intake in PostgreSQL):
 - when `uidvalidity_changed` is set, the old cursor's UIDs are void: everything in the folder is
   returned again and only the dedupe key tells what is new. `move`/`mark` take the `uidvalidity` the
   UIDs came with and refuse (MailboxChanged) when it no longer holds; `find_by_message_id` finds the
-  message's current UID again.
+  message's current UID again, and `refile` finds and moves any number of messages by Message-ID in
+  one session.
 """
 
 from .client import (
@@ -53,6 +54,7 @@ from .client import (
     MailboxChanged,
     MailboxReport,
     PollResult,
+    Refiled,
     check_mailbox,
     ensure_folders,
     find_by_message_id,
@@ -60,6 +62,7 @@ from .client import (
     mark_seen,
     move,
     poll,
+    refile,
     session,
 )
 from .config import Cursor, MailboxConfig, sender_allowed
@@ -89,6 +92,7 @@ __all__ = [
     "MailboxReport",
     "OtherAttachment",
     "PollResult",
+    "Refiled",
     "check_mailbox",
     "content_hash",
     "dedupe_key",
@@ -101,6 +105,7 @@ __all__ = [
     "parse_message",
     "parse_subject",
     "poll",
+    "refile",
     "sender_allowed",
     "session",
     "sniff_word",

@@ -209,43 +209,54 @@ def move(
         seen = folder == config.processed_folder
     with session(config) as box:
         present = _present_uids(box, config.folder, uids, uidvalidity)
-        if not present:
-            return []
-        if not box.folder.exists(folder):
-            box.folder.create(folder)
-        uid_set = ",".join(map(str, present))
-        if seen:
-            _check(box.client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Seen)"), "marking messages read")
-        capabilities = _refresh_capabilities(box)
-        if "MOVE" in capabilities:
-            _check(box.client.uid("MOVE", uid_set, encode_folder(folder)), f"moving messages to {folder}")
-        else:
-            _check(box.client.uid("COPY", uid_set, encode_folder(folder)), f"copying messages to {folder}")
-            if "UIDPLUS" in capabilities:
-                _check(box.client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)"), "flagging moved messages")
-                _check(box.client.uid("EXPUNGE", uid_set), "removing moved messages")
-            else:
-                keyword = KEYWORD_FAILED if folder == config.failed_folder else KEYWORD_PROCESSED
-                _check(box.client.uid("STORE", uid_set, "+FLAGS.SILENT", f"(\\Seen {keyword})"), "marking copied messages")
+        if present:
+            _move_selected(box, config, present, folder, seen=seen)
         return present
 
 
 def find_by_message_id(config: MailboxConfig, message_id: str, folder: str | None = None) -> tuple[int, list[int]]:
     """(UIDVALIDITY, UIDs) of the messages of a folder (the watched one by default) with this Message-ID:
     how to find a message again when its stored UID went stale (MailboxChanged)."""
-    folder = folder or config.folder
-    wanted = "".join(message_id.split()).strip("<>")
     with session(config) as box:
-        uidvalidity = _select(box, folder, readonly=True)
-        # SEARCH HEADER matches substrings: confirm each candidate's exact Message-ID
-        quoted = wanted.replace("\\", "\\\\").replace('"', '\\"')
-        candidates = box.uids(f'HEADER Message-ID "{quoted}"'.encode(), charset=None)
-        uids = []
-        for mail in box.fetch(uid_list=candidates, mark_seen=False, headers_only=True, bulk=True) if candidates else ():
-            found = "".join(str(mail.headers.get("message-id", ("",))[0]).split()).strip("<>")
-            if found == wanted and mail.uid:
-                uids.append(int(mail.uid))
-        return uidvalidity, sorted(uids)
+        uidvalidity = _select(box, folder or config.folder, readonly=True)
+        return uidvalidity, _uids_by_message_id(box, message_id)
+
+
+@dataclass
+class Refiled:
+    """Where `refile` found a message: its UID in the folder it was moved out of (with that folder's
+    UIDVALIDITY), or, when it was not there, whether it was already in the target folder."""
+
+    uidvalidity: int = 0
+    uid: int | None = None
+    in_target: bool = False
+
+
+def refile(
+    config: MailboxConfig, message_ids: Iterable[str], folder: str, target: str, *, seen: bool | None = None
+) -> dict[str, Refiled]:
+    """Find messages by Message-ID in `folder` and move them to `target`, all in one session (one
+    login, whatever their number): for messages whose stored UIDs went stale (MailboxChanged), or
+    that were filed under the failed folder and belong with the processed one. A message no longer
+    in `folder` is looked for in `target` (moved there by an earlier try whose record was lost).
+    Keyed by the Message-IDs as given. `seen` as for `move`."""
+    if seen is None:
+        seen = target == config.processed_folder
+    found: dict[str, Refiled] = {}
+    with session(config) as box:
+        uidvalidity = _select(box, folder, readonly=False)
+        for message_id in dict.fromkeys(message_ids):
+            uids = _uids_by_message_id(box, message_id)
+            found[message_id] = Refiled(uidvalidity, uids[0] if uids else None)
+        present = sorted({entry.uid for entry in found.values() if entry.uid is not None})
+        if present:
+            _move_selected(box, config, present, target, seen=seen)
+        missing = [message_id for message_id, entry in found.items() if entry.uid is None]
+        if missing and box.folder.exists(target):
+            _select(box, target, readonly=True)
+            for message_id in missing:
+                found[message_id].in_target = bool(_uids_by_message_id(box, message_id))
+    return found
 
 
 def mark_seen(
@@ -301,17 +312,21 @@ def session(config: MailboxConfig) -> Iterator[BaseMailBox]:
 
 
 def _connect(config: MailboxConfig) -> BaseMailBox:
+    if config.tls == "plain":
+        return MailBoxUnencrypted(config.host, config.port, timeout=config.timeout)
+    context = _ssl_context(config.ca_file, config.ca_cert)
     if config.tls == "imaps":
-        return MailBox(config.host, config.port, timeout=config.timeout, ssl_context=_ssl_context(config.ca_file))
-    if config.tls == "starttls":
-        return MailBoxStartTls(config.host, config.port, timeout=config.timeout, ssl_context=_ssl_context(config.ca_file))
-    return MailBoxUnencrypted(config.host, config.port, timeout=config.timeout)
+        return MailBox(config.host, config.port, timeout=config.timeout, ssl_context=context)
+    return MailBoxStartTls(config.host, config.port, timeout=config.timeout, ssl_context=context)
 
 
 @lru_cache(maxsize=16)
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    # Cached: loading the system's CA store costs more than a whole unchanged poll.
-    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+def _ssl_context(ca_file: str | None, ca_cert: str | None) -> ssl.SSLContext:
+    # Cached: loading the system's CA store costs more than a whole unchanged poll. A CA given as PEM
+    # text is loaded from memory: never written to a file another process could replace.
+    if ca_file or ca_cert:
+        return ssl.create_default_context(cafile=ca_file, cadata=ca_cert)
+    return ssl.create_default_context()
 
 
 def _login(box: BaseMailBox, config: MailboxConfig) -> None:
@@ -458,6 +473,40 @@ def _present_uids(
         return []
     found = box.uids("UID " + ",".join(map(str, wanted)))
     return sorted(int(uid) for uid in found if int(uid) in wanted)
+
+
+def _move_selected(box: BaseMailBox, config: MailboxConfig, uids: list[int], folder: str, *, seen: bool) -> None:
+    """Move these UIDs of the selected folder (selected read-write) to `folder`; see `move`."""
+    if not box.folder.exists(folder):
+        box.folder.create(folder)
+    uid_set = ",".join(map(str, uids))
+    if seen:
+        _check(box.client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Seen)"), "marking messages read")
+    capabilities = _refresh_capabilities(box)
+    if "MOVE" in capabilities:
+        _check(box.client.uid("MOVE", uid_set, encode_folder(folder)), f"moving messages to {folder}")
+    else:
+        _check(box.client.uid("COPY", uid_set, encode_folder(folder)), f"copying messages to {folder}")
+        if "UIDPLUS" in capabilities:
+            _check(box.client.uid("STORE", uid_set, "+FLAGS.SILENT", r"(\Deleted)"), "flagging moved messages")
+            _check(box.client.uid("EXPUNGE", uid_set), "removing moved messages")
+        else:
+            keyword = KEYWORD_FAILED if folder == config.failed_folder else KEYWORD_PROCESSED
+            _check(box.client.uid("STORE", uid_set, "+FLAGS.SILENT", f"(\\Seen {keyword})"), "marking copied messages")
+
+
+def _uids_by_message_id(box: BaseMailBox, message_id: str) -> list[int]:
+    """The UIDs in the selected folder of the messages with exactly this Message-ID."""
+    wanted = "".join(message_id.split()).strip("<>")
+    # SEARCH HEADER matches substrings: confirm each candidate's exact Message-ID
+    quoted = wanted.replace("\\", "\\\\").replace('"', '\\"')
+    candidates = box.uids(f'HEADER Message-ID "{quoted}"'.encode(), charset=None)
+    uids = []
+    for mail in box.fetch(uid_list=candidates, mark_seen=False, headers_only=True, bulk=True) if candidates else ():
+        found = "".join(str(mail.headers.get("message-id", ("",))[0]).split()).strip("<>")
+        if found == wanted and mail.uid:
+            uids.append(int(mail.uid))
+    return sorted(uids)
 
 
 _UID = re.compile(rb"\bUID (\d+)")

@@ -32,7 +32,9 @@ class MailboxConfig:
     failed_folder: str = "Failed"
     # "editor@example.org" or "@example.org" (that domain exactly). Empty: anyone may send.
     allowed_senders: tuple[str, ...] = ()
-    ca_file: str | None = None  # a CA bundle to trust instead of the system's (self-signed test servers)
+    # A CA to trust instead of the system's (self-signed servers): a file, or PEM text kept in memory.
+    ca_file: str | None = None
+    ca_cert: str | None = field(default=None, repr=False)
     timeout: float = 30.0  # seconds, for connecting and for every answer of the server
     max_message_bytes: int = 60 * 1024 * 1024  # larger messages are reported, not downloaded
     min_body_words: int = 25  # a message without a Word attachment needs this much text to become a document

@@ -88,6 +88,17 @@ class Directives:
             out["date"] = self.date.isoformat()
         return out
 
+    def run_inputs(self) -> dict[str, Any]:
+        """What they change in a run, keyed as publish_document's inputs: the first category is the
+        post's `category`; `categories` lists them all when there are several."""
+        out = {name: list(value) if isinstance(value, list) else value for name, value in self.as_dict().items()}
+        categories = out.pop("categories", [])
+        if categories:
+            out["category"] = categories[0]
+        if len(categories) > 1:
+            out["categories"] = categories
+        return out
+
     def __bool__(self) -> bool:
         return bool(self.as_dict())
 
