@@ -248,13 +248,6 @@ def find_by_message_id(config: MailboxConfig, message_id: str, folder: str | Non
         return uidvalidity, sorted(uids)
 
 
-def mark_seen(
-    config: MailboxConfig, uids: int | Iterable[int], *, seen: bool = True, uidvalidity: int | None = None
-) -> list[int]:
-    r"""Set (or clear) \Seen on messages of the watched folder; the UIDs that were there."""
-    return mark(config, uids, [r"\Seen"], value=seen, uidvalidity=uidvalidity)
-
-
 def mark(
     config: MailboxConfig,
     uids: int | Iterable[int],
