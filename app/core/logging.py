@@ -37,10 +37,6 @@ def add_to_log_context(**fields) -> None:
         current.update({k: str(v) for k, v in fields.items() if v is not None})
 
 
-def current_context() -> dict:
-    return dict(_context.get() or {})
-
-
 class Redactor:
     def __init__(self, secrets: list[str]) -> None:
         # Longest first, so a secret containing another is replaced whole.
@@ -69,6 +65,12 @@ class ContextFilter(logging.Filter):
             message = str(record.msg)
         record.msg = self.redactor(message)
         record.args = None
+        data = getattr(record, "data", None)
+        if isinstance(data, dict) and "traceback" in data:
+            # Celery puts a traceback in the `data` of every line about how a task ended, even where
+            # its own policy logs none: a fan-out's task replaced by its chord, an ignored task. A
+            # line shows a traceback when it carries one (exc_info), and only then.
+            record.data = {key: value for key, value in data.items() if key != "traceback"}
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
