@@ -36,14 +36,14 @@ def convert_command(
 ) -> None:
     """Convert a Word file to clean HTML (and blocks, images, report) without any service."""
     from app.core.errors import CopydeskError
-    from app.documents import LibreOffice, convert, resolve_images
+    from app.documents import LibreOffice, resolve_images, word_to_article
 
     try:
         data = file.read_bytes()
     except OSError as exc:
         _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
     try:
-        result = convert(data, file.name, libreoffice=LibreOffice.find(soffice, timeout))
+        result = word_to_article(data, file.name, libreoffice=LibreOffice.find(soffice, timeout))
     except CopydeskError as exc:
         _fail(exc.message)
 

@@ -2,8 +2,8 @@
 
 Public surface used by the rest of Copydesk:
 - `detect_kind(data, filename)` -> "docx" | "doc", or InvalidDocument / EncryptedDocument
-- `convert(data, filename=..., limits=..., libreoffice=...)` -> ConversionResult: sanitized HTML,
-  WordPress block markup, plain text, images (by content hash), footnotes, metadata and a report
+- `word_to_article(data, filename=..., limits=..., libreoffice=...)` -> ConversionResult: sanitized
+  HTML, WordPress block markup, plain text, images (by content hash), footnotes, metadata and a report
 - `resolve_images(markup, urls)`, `placeholder_keys(markup)`, `image_placeholder(key)`
 - `LibreOffice`, `docs_to_docx`, `doc_to_docx` (app.documents.legacy): .doc -> .docx in batches
 
@@ -11,7 +11,7 @@ Layout: package (zip + hardened XML) -> reader (WordprocessingML -> model) -> st
 figures, title) -> html_writer / blocks_writer / text_writer -> sanitize (nh3).
 """
 
-from app.documents.convert import convert
+from app.documents.convert import word_to_article
 from app.documents.legacy import LibreOffice, doc_to_docx, docs_to_docx
 from app.documents.package import Limits, detect_kind
 from app.documents.result import (
@@ -33,11 +33,11 @@ __all__ = [
     "Footnote",
     "LibreOffice",
     "Limits",
-    "convert",
     "detect_kind",
     "doc_to_docx",
     "docs_to_docx",
     "image_placeholder",
     "placeholder_keys",
     "resolve_images",
+    "word_to_article",
 ]
