@@ -27,7 +27,9 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
+from app.core.errors import NotFound
 from app.models import RUN_TERMINAL, STEP_DONE, STEP_TERMINAL, Run, RunEvent, Step, StepItem
+from app.workflows.registry import kinds
 from app.workflows.schema import WorkflowDef
 
 
@@ -60,8 +62,6 @@ def lock_run(session: Session, run_id: uuid.UUID) -> Run:
     run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one_or_none()
     locked[run_id] = run
     if run is None:
-        from app.core.errors import NotFound
-
         raise NotFound(f"run {run_id} does not exist")
     return run
 
@@ -94,8 +94,6 @@ def lock_run_row(session: Session, run_id: uuid.UUID):
     select on every call cost more CPU than the round trip."""
     row = session.execute(_LOCK_RUN, {"run_id": run_id}).one_or_none()
     if row is None:
-        from app.core.errors import NotFound
-
         raise NotFound(f"run {run_id} does not exist")
     return row
 
@@ -110,8 +108,6 @@ def create_run(
     mail_message_id: uuid.UUID | None = None,
     created_by: uuid.UUID | None = None,
 ) -> Run:
-    from app.workflows.registry import kinds
-
     known = kinds()
     run = Run(
         id=uuid.uuid4(),
@@ -472,17 +468,6 @@ def step_failed(
     step.claimed_by = None
     add_event(session, run, "step", "failed", step=name, message=error, data={"code": code})
     _fail_run(session, run, name, f"step '{name}' failed: {error}")
-
-
-def step_cancelled(session: Session, run_id: uuid.UUID, name: str, index: int | None = None) -> None:
-    run = lock_run(session, run_id)
-    row = _row(session, run_id, name, index, lock=True)
-    if row.state in STEP_TERMINAL:
-        return
-    row.state = "cancelled"
-    row.claimed_by = None
-    row.finished_at = now()
-    add_event(session, run, "item" if index is not None else "step", "cancelled", step=name, item=index)
 
 
 # --- fan-out -------------------------------------------------------------------------------------
