@@ -17,10 +17,10 @@ from pathlib import Path
 
 import typer
 
+from app.cli import fail
+from app.core.errors import CopydeskError
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"copydesk: {message}", err=True)
-    raise typer.Exit(code)
+# The document engine is imported by the command: half a second less for every other one.
 
 
 def convert_command(
@@ -35,17 +35,16 @@ def convert_command(
     ),
 ) -> None:
     """Convert a Word file to clean HTML (and blocks, images, report) without any service."""
-    from app.core.errors import CopydeskError
     from app.documents import LibreOffice, resolve_images, word_to_article
 
     try:
         data = file.read_bytes()
     except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
+        fail(f"cannot read {file}: {exc.strerror or exc}", 2)
     try:
         result = word_to_article(data, file.name, libreoffice=LibreOffice.find(soffice, timeout))
     except CopydeskError as exc:
-        _fail(exc.message)
+        fail(exc.message)
 
     html, markup = result.html, result.blocks
     try:
@@ -66,7 +65,7 @@ def convert_command(
             summary["footnotes"] = [asdict(note) for note in result.footnotes]
             report.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}")
+        fail(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}")
 
 
 def _relative_urls(images, media_dir: Path, page: Path | None) -> dict[str, str]:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 from pythonjsonlogger.json import JsonFormatter
 
+from app.core.config import get_settings
+
 _context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("copydesk_log_context", default=None)
 REDACTED = "[redacted]"
 # Credentials embedded in URLs (scheme://user:password@host) are redacted even when not configured.
@@ -104,8 +106,6 @@ class RedactingTextFormatter(logging.Formatter):
 
 def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Install the JSON (or text) handler on the root logger; idempotent."""
-    from app.core.config import get_settings
-
     settings = get_settings()
     redactor = Redactor(settings.secret_values())
     handler = logging.StreamHandler(sys.stderr)

@@ -19,9 +19,13 @@ import logging
 import time
 from collections.abc import Iterable
 
+import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import text
+
+from app.core.config import get_settings
+from app.core.db import async_sessions
 
 log = logging.getLogger("copydesk.metrics")
 
@@ -92,8 +96,6 @@ LLM_USAGE = text(
 
 
 async def _database_families() -> list[Metric]:
-    from app.core.db import async_sessions
-
     async with async_sessions()() as session:
 
         async def rows(query):
@@ -165,10 +167,6 @@ def _le(bound: float) -> str:
 
 
 async def _broker_families() -> list[Metric]:
-    import redis.asyncio as aioredis
-
-    from app.core.config import get_settings
-
     url = get_settings().redis_url or "redis://redis-url-not-configured.invalid"
     client = aioredis.from_url(url, socket_timeout=2)
     try:

@@ -32,7 +32,9 @@ from sse_starlette.sse import EventSourceResponse
 from app.api.deps import CurrentUser, Session
 from app.api.views import run_summary
 from app.core.db import async_sessions
+from app.documents import resolve_images
 from app.models import Article, Asset, Document, Run
+from app.services import preview_token, storage
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -95,9 +97,6 @@ async def run_page(request: Request, run_id: uuid.UUID) -> HTMLResponse:
 @router.get("/ui/original/{article_id}", response_class=HTMLResponse, include_in_schema=False)
 async def original(article_id: uuid.UUID, token: str, request: Request, session: Session) -> HTMLResponse:
     """The article as converted, before the AI edit (same unguessable link token as its preview)."""
-    from app.documents import resolve_images
-    from app.services import preview_token, storage
-
     if not hmac.compare_digest(token.encode(), preview_token(article_id).encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid preview link")
     article = await session.get(Article, article_id)
