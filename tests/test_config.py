@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -80,3 +81,11 @@ def test_cli_exits_2_with_one_line_on_bad_configuration(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("copydesk: invalid configuration: REDIS_URL")
+
+
+def test_env_example_lists_every_setting():
+    from app.core.config import ROOT, Settings
+
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    variables = [field.alias or name.upper() for name, field in Settings.model_fields.items()]
+    assert [name for name in variables if name not in listed] == []
