@@ -310,16 +310,8 @@ def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, 
                 return {"step": step_name, "state": "skipped"}
             if step_def.for_each:
                 return _fan_out(task, run_id, info, step_def, data)
-            ctx = StepContext(
-                run_id=run_id,
-                step=step_name,
-                kind=step_def.kind,
-                payload=dict(info.payload),
-                options=step_def.options,
-                document_id=info.document_id,
-                attempt=claim.attempts + 1,
-                results={k: v for k, v in data.items() if k not in ("payload", "run", "document", "source")},
-            )
+            results = {k: v for k, v in data.items() if k not in ("payload", "run", "document", "source")}
+            ctx = _context(run_id, info, step_def, claim, results)
             result = _execute(task, ctx, info.wf.retry_of(step_def), None)
             with session_scope(relaxed_commit=True) as session:
                 summary = result.pop("summary", None) if isinstance(result, dict) else None
@@ -327,6 +319,23 @@ def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, 
             return {"step": step_name, "state": "succeeded"}
     finally:
         heartbeats.remove("step", claim.row_id)
+
+
+def _context(
+    run_id: uuid.UUID, info: RunInfo, step_def: StepDef, claim: state.Claim, results: dict[str, dict], **item
+) -> StepContext:
+    """What the step kind's function is given (`item`: the index and value of a fan-out item)."""
+    return StepContext(
+        run_id=run_id,
+        step=step_def.id,
+        kind=step_def.kind,
+        payload=dict(info.payload),
+        options=step_def.options,
+        document_id=info.document_id,
+        attempt=claim.attempts + 1,
+        results=results,
+        **item,
+    )
 
 
 def _execute(task: Task, ctx: StepContext, policy: RetryPolicy, index: int | None):
@@ -397,18 +406,7 @@ def _run_item(task: Task, run_id: uuid.UUID, step_name: str, index: int) -> dict
     heartbeats.add("item", claim.row_id)
     try:
         with log_context(document_id=info.document_id):
-            ctx = StepContext(
-                run_id=run_id,
-                step=step_name,
-                kind=step_def.kind,
-                payload=dict(info.payload),
-                options=step_def.options,
-                document_id=info.document_id,
-                attempt=claim.attempts + 1,
-                index=index,
-                item=value,
-                results=dict(results),
-            )
+            ctx = _context(run_id, info, step_def, claim, dict(results), index=index, item=value)
             result = _execute(task, ctx, info.wf.retry_of(step_def), index)
             with session_scope(relaxed_commit=True) as session:
                 state.item_succeeded(session, run_id, step_name, index, result, ctx.warnings)

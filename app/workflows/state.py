@@ -408,19 +408,17 @@ def _row(session: Session, run_id: uuid.UUID, name: str, index: int | None, *, l
     return step if index is None else get_item(session, step, index, lock=lock)
 
 
-def _with_warnings(current: list[str], warnings: list[str]) -> list[str]:
-    return [*current, *(w for w in dict.fromkeys(warnings) if w not in current)]
+def _succeeded(session: Session, statement, run_id: uuid.UUID, warnings: list[str], **values) -> None:
+    """A step or an item succeeded: the one statement, its warnings added to the run's."""
+    run = lock_run_row(session, run_id)
+    warnings = [*run.warnings, *(w for w in dict.fromkeys(warnings) if w not in run.warnings)]
+    session.execute(statement, {**values, "run_id": run_id, "now": now(), "warnings": warnings})
 
 
 def step_succeeded(
     session: Session, run_id: uuid.UUID, name: str, result: dict | None, warnings: list[str], summary: str | None
 ) -> None:
-    run = lock_run_row(session, run_id)
-    session.execute(
-        _STEP_SUCCEEDED,
-        {"run_id": run_id, "step": name, "result": result, "summary": summary, "now": now(),
-         "warnings": _with_warnings(run.warnings, warnings)},
-    )
+    _succeeded(session, _STEP_SUCCEEDED, run_id, warnings, step=name, result=result, summary=summary)
 
 
 def step_skipped(session: Session, run_id: uuid.UUID, name: str, reason: str) -> None:
@@ -500,12 +498,7 @@ def item_succeeded(
 ) -> None:
     # Progress is counted up, not recounted: under the run's lock an item becomes succeeded exactly
     # once (resume and fan-out creation recount from the rows). A second success changes nothing.
-    run = lock_run_row(session, run_id)
-    session.execute(
-        _ITEM_SUCCEEDED,
-        {"run_id": run_id, "step": name, "index": index, "result": result, "now": now(),
-         "warnings": _with_warnings(run.warnings, warnings)},
-    )
+    _succeeded(session, _ITEM_SUCCEEDED, run_id, warnings, step=name, index=index, result=result)
 
 
 def item_failed(session: Session, run_id: uuid.UUID, name: str, index: int, error: str, code: str) -> str:

@@ -19,8 +19,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import select, update
 
-from app.api.deps import AdminUser, CurrentUser, Session
-from app.core.errors import ConfigurationError, CopydeskError, NotFound, error_code
+from app.api.deps import AdminUser, CurrentUser, Session, get_or_404
+from app.core.errors import ConfigurationError, CopydeskError, error_code
 from app.core.security import encrypt_secret
 from app.integrations.wordpress import WordPressClient, WordPressSite
 from app.models import Site, SiteOptions, StoredSiteOptions
@@ -186,13 +186,6 @@ async def _ensure_env(session) -> None:
     await session.commit()
 
 
-async def _site(session, site_id: uuid.UUID) -> Site:
-    site = await session.get(Site, site_id)
-    if site is None:
-        raise NotFound(f"no site {site_id}")
-    return site
-
-
 async def _name_taken(session, name: str, but: uuid.UUID | None = None) -> bool:
     query = select(Site.id).where(Site.name == name)
     if but is not None:
@@ -265,12 +258,12 @@ async def create_site(body: SiteCreate, session: Session, _: AdminUser) -> SiteO
 @router.get("/{site_id}", response_model=SiteOut)
 async def get_site(site_id: uuid.UUID, session: Session, _: CurrentUser) -> SiteOut:
     await _ensure_env(session)
-    return site_out(await _site(session, site_id))
+    return site_out(await get_or_404(session, Site, site_id, "site"))
 
 
 @router.patch("/{site_id}", response_model=SiteOut)
 async def update_site(site_id: uuid.UUID, body: SiteUpdate, session: Session, _: AdminUser) -> SiteOut:
-    site = await _site(session, site_id)
+    site = await get_or_404(session, Site, site_id, "site")
     if site.options.from_env and env_wordpress_site() is not None:
         raise _conflict(
             "This site comes from WP_URL, WP_USER and WP_APP_PASSWORD: change those variables instead."
@@ -310,7 +303,7 @@ async def delete_site(site_id: uuid.UUID, session: Session, _: AdminUser) -> Res
     """Forget a site and what Copydesk knows of its media library. Its posts stay on the site; the
     articles published there keep their URL but are no longer bound to a site (a new run publishes
     to the site it is given, where the post's marker still finds the post)."""
-    site = await _site(session, site_id)
+    site = await get_or_404(session, Site, site_id, "site")
     if site.options.from_env and env_wordpress_site() is not None:
         raise _conflict("This site comes from WP_URL, WP_USER and WP_APP_PASSWORD: unset them instead.")
     await session.delete(site)
@@ -364,7 +357,7 @@ def _test(wp: WordPressSite) -> SiteTest:
 @router.post("/{site_id}/test", response_model=SiteTest)
 async def test_site(site_id: uuid.UUID, session: Session, _: AdminUser) -> SiteTest:
     """Log in to the site's REST API (users/me) and say what the account can do. Changes nothing."""
-    site = await _site(session, site_id)
+    site = await get_or_404(session, Site, site_id, "site")
     try:
         wp = wordpress_site(site, attempts=1)
     except CopydeskError as exc:
@@ -375,7 +368,7 @@ async def test_site(site_id: uuid.UUID, session: Session, _: AdminUser) -> SiteT
 @router.get("/{site_id}/categories", response_model=list[Category])
 async def site_categories(site_id: uuid.UUID, session: Session, _: CurrentUser) -> list[Category]:
     """The site's existing categories, by name (asked from the site now)."""
-    site = await _site(session, site_id)
+    site = await get_or_404(session, Site, site_id, "site")
     wp = wordpress_site(site, attempts=2)
     categories = await run_in_threadpool(fetch_categories, wp)
     return [Category(**c) for c in categories]
