@@ -104,34 +104,26 @@ async def _database_families() -> list[Metric]:
         queries = (RUNS_STARTED, RUNS_BY_STATE, RUNS_FINISHED, RETRIES, STEP_DURATIONS, LLM_USAGE)
         started, by_state, finished, retries, durations, usage = [await rows(q) for q in queries]
 
-    runs_started = CounterMetricFamily(
-        "copydesk_runs_started", "Runs created (submitted or started), by workflow.", labels=["workflow"]
-    )
-    for workflow, n in started:
-        runs_started.add_metric([workflow], n)
-
-    runs_finished = CounterMetricFamily(
+    runs_started = _family(
+        CounterMetricFamily, "copydesk_runs_started", "Runs created (submitted or started), by workflow.",
+        ["workflow"], started,
+    )  # fmt: skip
+    runs_finished = _family(
+        CounterMetricFamily,
         "copydesk_runs_finished",
         "Runs that ended, by workflow and outcome (succeeded, failed, cancelled); a resumed run that "
         "ends again counts again.",
-        labels=["workflow", "state"],
+        ["workflow", "state"],
+        finished,
     )
-    for workflow, state, n in finished:
-        runs_finished.add_metric([workflow, state], n)
-
-    runs_now = GaugeMetricFamily(
-        "copydesk_runs",
-        "Runs by current state (queued, running, awaiting_approval, …).",
-        labels=["workflow", "state"],
-    )
-    for workflow, state, n in by_state:
-        runs_now.add_metric([workflow, state], n)
-
-    retry_family = CounterMetricFamily(
-        "copydesk_step_retries", "Retries scheduled after a failed attempt, by step kind.", labels=["kind"]
-    )
-    for kind, n in retries:
-        retry_family.add_metric([kind], n)
+    runs_now = _family(
+        GaugeMetricFamily, "copydesk_runs", "Runs by current state (queued, running, awaiting_approval, …).",
+        ["workflow", "state"], by_state,
+    )  # fmt: skip
+    retry_family = _family(
+        CounterMetricFamily, "copydesk_step_retries", "Retries scheduled after a failed attempt, by step kind.",
+        ["kind"], retries,
+    )  # fmt: skip
 
     duration = HistogramMetricFamily(
         "copydesk_step_duration_seconds",
@@ -160,6 +152,14 @@ async def _database_families() -> list[Metric]:
         requests.add_metric([workflow], float(n_requests))
         cost.add_metric([workflow], float(usd))
     return [runs_started, runs_finished, runs_now, retry_family, duration, tokens, requests, cost]
+
+
+def _family(kind, name: str, documentation: str, labels: list[str], rows) -> Metric:
+    """A counter or gauge from rows of (label values…, value)."""
+    family = kind(name, documentation, labels=labels)
+    for *values, n in rows:
+        family.add_metric(values, n)
+    return family
 
 
 def _le(bound: float) -> str:
