@@ -173,10 +173,6 @@ class Claim:
     row_id: uuid.UUID | None = None  # the claimed step or item
 
 
-# The hot transitions, each one statement after the run lock. Their sub-statements may run in any
-# order: that is safe because every other writer of this run's steps and items holds the run lock
-# first, and the heartbeat skips locked rows. Sub-statements all see the rows as they were before
-# the statement, hence the explicit adjustments (e.g. the step being counted as done).
 # What a delivery of a step or item (`t`, locked) does, from its row and its run's state: the one
 # definition of what is claimable (outcome 'run'). A claim already held by another execution whose
 # heartbeat is fresh is 'busy', except a fan-out step's own (creating its items and sending their
@@ -189,6 +185,13 @@ _OUTCOME = """CASE
              AND NOT ({fan_out_parent}) THEN 'busy'
         WHEN {waits_for_approval} THEN 'approval'
         ELSE 'run' END"""
+
+
+# The hot transitions, each one statement after the run lock. Their sub-statements may run in any
+# order: that is safe because every other writer of this run's steps and items holds the run lock
+# first, and the heartbeat skips locked rows. Sub-statements all see the rows as they were before
+# the statement, hence the explicit adjustments (e.g. the step being counted as done). A claim takes
+# the row when its outcome is 'run'.
 _TAKE = """SET state = 'running', claimed_by = :worker, heartbeat_at = :now, next_attempt_at = NULL,
         started_at = coalesce(t.started_at, :now), updated_at = :now
     FROM target WHERE t.id = target.id AND target.outcome = 'run'"""
