@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.core.errors import CopydeskError  # noqa: E402
-from app.documents import convert, from_html  # noqa: E402
+from app.documents import word_to_article, from_html  # noqa: E402
 from app.integrations.llm import markup  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         start = time.perf_counter()
         try:
-            converted = convert(path.read_bytes(), path.name)
+            converted = word_to_article(path.read_bytes(), path.name)
         except CopydeskError:
             counts["refused"] += 1
             continue

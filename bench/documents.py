@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.core.errors import CopydeskError  # noqa: E402
-from app.documents import LibreOffice, convert  # noqa: E402
+from app.documents import LibreOffice, word_to_article  # noqa: E402
 
 NOTE_ID = re.compile(r"^(fn|footnote|endnote)[-_]?\d+$")
 WORD = re.compile(r"\w+", re.UNICODE)
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print("timing Copydesk and mammoth...", file=sys.stderr)
     # Timed: the engine alone, like mammoth. EMF/WMF pictures then go through LibreOffice once,
     # untimed here (an outside process mammoth does not run), so the comparison sees them.
-    ours_fn = lambda data: convert(data)  # noqa: E731
+    ours_fn = lambda data: word_to_article(data)  # noqa: E731
     mammoth_fn = lambda data: mammoth.convert_to_html(io.BytesIO(data))  # noqa: E731
     emf_seconds = 0.0
     for path in files:
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         mam, mam_error, mam_time = timed(mammoth_fn, data, args.repeat)
         if ours is not None and libreoffice is not None and ours.report.dropped.get("vector_image"):
             start = time.perf_counter()
-            ours = convert(data, libreoffice=libreoffice)
+            ours = word_to_article(data, libreoffice=libreoffice)
             emf_seconds += time.perf_counter() - start
         row.update(
             pandoc_ok=html is not None,

@@ -6,7 +6,7 @@ import time
 
 from celery import chain, chord, group
 
-from app.tasks.celery_app import celery_app
+from app.core.broker import celery_app
 from app.workflows.registry import StepContext, step_kind
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -119,3 +120,11 @@ def test_a_relative_state_folder_is_made_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COPYDESK_STATE_DIR", "here")
     assert state_dir() == tmp_path / "here" and load_settings().state_dir == tmp_path / "here"
+
+
+def test_env_example_lists_every_setting():
+    from app.core.config import ROOT, Settings
+
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    variables = [field.alias or name.upper() for name, field in Settings.model_fields.items()]
+    assert [name for name in variables if name not in listed] == []

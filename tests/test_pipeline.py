@@ -24,11 +24,11 @@ def test_upload_to_preview_with_images(client, workers, stack_env):
     run = wait_run(client, body["run"]["id"])
     assert run["state"] == "succeeded", run["error"]
     steps = {s["name"]: s for s in run["steps"]}
-    assert [s["name"] for s in run["steps"]] == ["store", "convert", "parse", "transform", "upload_image", "publish"]
-    assert steps["convert"]["state"] == "skipped"  # .docx needs no LibreOffice
+    assert [s["name"] for s in run["steps"]] == ["store", "to_docx", "parse", "transform", "upload_image", "publish"]
+    assert steps["to_docx"]["state"] == "skipped"  # .docx needs no LibreOffice
     assert all(steps[n]["state"] == "succeeded" for n in ("store", "parse", "transform", "upload_image", "publish"))
     assert steps["upload_image"]["items_total"] == 3
-    # store, convert (skipped), parse, transform, 3 image uploads, publish
+    # store, to_docx (skipped), parse, transform, 3 image uploads, publish
     assert run["progress"] == {"done": 8, "total": 8, "text": "8 of 8"}
 
     article = client.get(f"/articles/{run['article_id']}").json()

@@ -1,18 +1,23 @@
-"""FastAPI dependencies: the database session, the current user, role checks."""
+"""FastAPI dependencies: the database session, the current user, role checks; rows found or 404."""
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import async_sessions
+from app.core.errors import NotFound
 from app.core.security import InvalidTokenError, decode_access_token
-from app.models import User
+from app.models import Article, User
+from app.services import preview_token
+
+T = TypeVar("T")
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
@@ -53,3 +58,21 @@ async def admin_user(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(admin_user)]
+
+
+async def get_or_404(session: AsyncSession, model: type[T], row_id: uuid.UUID, what: str) -> T:
+    """The row, or a 404 that says what is missing ("no article <id>")."""
+    row = await session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"no {what} {row_id}")
+    return row
+
+
+async def previewed_article(session: AsyncSession, article_id: uuid.UUID, token: str) -> Article:
+    """The article a preview link shows (no login: the link's token is checked instead)."""
+    if not hmac.compare_digest(token.encode(), preview_token(article_id).encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid preview link")
+    article = await session.get(Article, article_id)
+    if article is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such article")
+    return article

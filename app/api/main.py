@@ -13,9 +13,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from app.api.routes import (
+    articles,
+    auth,
+    documents,
+    health,
+    media,
+    observability,
+    runs,
+    sites,
+    sources,
+    users,
+    web,
+    workflows,
+)
 from app.core.config import get_settings
 from app.core.errors import CopydeskError
 from app.core.logging import configure_logging, log_context
+from app.services import storage
 
 log = logging.getLogger("copydesk.api")
 access_log = logging.getLogger("copydesk.api.access")
@@ -173,26 +188,13 @@ def create_app() -> FastAPI:
         )
         return JSONResponse({"detail": problems, "code": "invalid_request"}, status_code=422)
 
-    from app.api.routes import articles, auth, documents, health, media, runs, users, workflows
-
-    for module in (auth, users, documents, workflows, runs, articles, media, health):
+    for module in (auth, users, documents, workflows, runs, articles, media, health, sources, sites, observability):
         app.include_router(module.router)
-    from app.api.routes import sources
-
-    app.include_router(sources.router)
-    from app.api.routes import sites
-
-    app.include_router(sites.router)
-    from app.api.routes import observability, web
-
-    app.include_router(observability.router)
     web.mount(app)
     app.add_middleware(RequestLogContext)
     app.state.settings = settings
     # Build the storage backend now: a configuration error stops start-up, and oss2 is imported once,
     # in the main thread, not by the first request that needs it.
-    from app.services import storage
-
     storage()
     return app
 

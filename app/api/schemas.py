@@ -164,11 +164,6 @@ class WorkflowOut(BaseModel):
     canvas: str
 
 
-class Problem(BaseModel):
-    detail: str
-    code: str
-
-
 class ApproveRequest(BaseModel):
     reason: str | None = Field(None, max_length=2000)
 

@@ -43,7 +43,8 @@ def _help_shows_metavars() -> None:
 
 
 def _register() -> None:
-    from app.cli import dev, users, workflows
+    # The sub-command modules import `fail` from this one: they are imported once it exists.
+    from app.cli import convert, dev, mailbox, runs, users, workflows
 
     app.add_typer(users.app, name="users", help="Manage accounts.")
     app.add_typer(workflows.app, name="workflows", help="Validate and show workflow definitions.")
@@ -51,17 +52,8 @@ def _register() -> None:
                 "one JSON line when ready.")(dev.dev)
     app.command("demo", help="Start everything and send a sample manuscript through.")(dev.demo)
     app.command("migrate", help="Upgrade the database schema to the latest version.")(dev.migrate)
-    try:
-        from app.cli.convert import convert_command
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        app.command("convert", help="Convert a Word file to HTML/blocks offline (no services).")(convert_command)
-    for name in ("mailbox", "runs"):
-        try:
-            module = __import__(f"app.cli.{name}", fromlist=["register"])
-        except ImportError:
-            continue
+    app.command("convert", help="Convert a Word file to HTML/blocks offline (no services).")(convert.convert_command)
+    for module in (mailbox, runs):
         module.register(app)
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import typer
 
+from app.cli import fail
+from app.core.errors import CopydeskError
 
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"copydesk: {message}", err=True)
-    raise typer.Exit(code)
+# The document engine is imported by the command: half a second less for every other one.
 
 
 def convert_command(
@@ -45,19 +45,18 @@ def convert_command(
     transliterate_slug: bool = typer.Option(False, "--transliterate-slug", help="A slug in Latin letters."),
 ) -> None:
     """Convert a Word file to clean HTML (and blocks, images, report) without any service."""
-    from app.core.errors import CopydeskError
-    from app.documents import LibreOffice, convert, resolve_images
+    from app.documents import LibreOffice, resolve_images, word_to_article
 
     if edit not in ("none", "offline"):
-        _fail(f"--edit must be 'none' or 'offline', not {edit!r}", 2)
+        fail(f"--edit must be 'none' or 'offline', not {edit!r}", 2)
     try:
         data = file.read_bytes()
     except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
+        fail(f"cannot read {file}: {exc.strerror or exc}", 2)
     try:
-        result = convert(data, file.name, libreoffice=LibreOffice.find(soffice, timeout))
+        result = word_to_article(data, file.name, libreoffice=LibreOffice.find(soffice, timeout))
     except CopydeskError as exc:
-        _fail(exc.message)
+        fail(exc.message)
 
     html, markup = result.html, result.blocks
     try:
@@ -80,7 +79,7 @@ def convert_command(
                 summary["article"] = _offline_article(result, site_tags, transliterate_slug)
             report.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}")
+        fail(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}")
 
 
 def _relative_urls(images, media_dir: Path, page: Path | None) -> dict[str, str]:

@@ -4,13 +4,17 @@ from pathlib import Path
 
 import typer
 
+from app.cli import fail
+
+# The workflow modules are imported by the commands that use them (a tenth of a second less for every
+# other `copydesk` command).
+
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("validate")
 def validate(files: list[Path] = typer.Argument(None, help="definition files (default: every installed one)")) -> None:
     """Check definitions: schema, unknown steps or tasks, cycles, for_each over non-lists."""
-    from app.cli import fail
     from app.workflows.schema import DefinitionError, load_file, workflows
 
     if not files:

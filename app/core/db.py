@@ -7,7 +7,7 @@ chosen here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event, text
@@ -70,10 +70,6 @@ def _relax_commits(dbapi_connection, record) -> None:
     dbapi_connection.commit()
 
 
-def sync_engine() -> Engine:
-    return _sync_pair()[0]
-
-
 @contextmanager
 def session_scope(*, relaxed_commit: bool = False) -> Iterator[Session]:
     """A sync session committed on success, rolled back on error (workers, CLI).
@@ -112,11 +108,6 @@ def async_engine() -> AsyncEngine:
 
 def async_sessions() -> async_sessionmaker[AsyncSession]:
     return _async_pair()[1]
-
-
-async def get_async_session() -> AsyncIterator[AsyncSession]:
-    async with async_sessions()() as session:
-        yield session
 
 
 def reset_engines() -> None:

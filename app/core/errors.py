@@ -135,10 +135,6 @@ class StepTimeout(PermanentError):
     code = "step_timeout"
 
 
-class Cancelled(PermanentError):
-    code = "cancelled"
-
-
 TRANSIENT_KINDS = {"transient", "rate_limited", "unavailable", "connection", "timeout"}
 ERROR_KINDS = TRANSIENT_KINDS | {
     "permanent",

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 from pythonjsonlogger.json import JsonFormatter
 
+from app.core.config import get_settings
+
 _context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("copydesk_log_context", default=None)
 REDACTED = "[redacted]"
 # Credentials embedded in URLs (scheme://user:password@host) are redacted even when not configured.
@@ -35,10 +37,6 @@ def add_to_log_context(**fields) -> None:
     current = _context.get()
     if current is not None:
         current.update({k: str(v) for k, v in fields.items() if v is not None})
-
-
-def current_context() -> dict:
-    return dict(_context.get() or {})
 
 
 class Redactor:
@@ -69,6 +67,12 @@ class ContextFilter(logging.Filter):
             message = str(record.msg)
         record.msg = self.redactor(message)
         record.args = None
+        data = getattr(record, "data", None)
+        if isinstance(data, dict) and "traceback" in data:
+            # Celery puts a traceback in the `data` of every line about how a task ended, even where
+            # its own policy logs none: a fan-out's task replaced by its chord, an ignored task. A
+            # line shows a traceback when it carries one (exc_info), and only then.
+            record.data = {key: value for key, value in data.items() if key != "traceback"}
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -102,8 +106,6 @@ class RedactingTextFormatter(logging.Formatter):
 
 def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
     """Install the JSON (or text) handler on the root logger; idempotent."""
-    from app.core.config import get_settings
-
     settings = get_settings()
     redactor = Redactor(settings.secret_values())
     handler = logging.StreamHandler(sys.stderr)

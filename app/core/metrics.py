@@ -19,9 +19,13 @@ import logging
 import time
 from collections.abc import Iterable
 
+import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import text
+
+from app.core.config import get_settings
+from app.core.db import async_sessions
 
 log = logging.getLogger("copydesk.metrics")
 
@@ -92,8 +96,6 @@ LLM_USAGE = text(
 
 
 async def _database_families() -> list[Metric]:
-    from app.core.db import async_sessions
-
     async with async_sessions()() as session:
 
         async def rows(query):
@@ -102,34 +104,26 @@ async def _database_families() -> list[Metric]:
         queries = (RUNS_STARTED, RUNS_BY_STATE, RUNS_FINISHED, RETRIES, STEP_DURATIONS, LLM_USAGE)
         started, by_state, finished, retries, durations, usage = [await rows(q) for q in queries]
 
-    runs_started = CounterMetricFamily(
-        "copydesk_runs_started", "Runs created (submitted or started), by workflow.", labels=["workflow"]
-    )
-    for workflow, n in started:
-        runs_started.add_metric([workflow], n)
-
-    runs_finished = CounterMetricFamily(
+    runs_started = _family(
+        CounterMetricFamily, "copydesk_runs_started", "Runs created (submitted or started), by workflow.",
+        ["workflow"], started,
+    )  # fmt: skip
+    runs_finished = _family(
+        CounterMetricFamily,
         "copydesk_runs_finished",
         "Runs that ended, by workflow and outcome (succeeded, failed, cancelled); a resumed run that "
         "ends again counts again.",
-        labels=["workflow", "state"],
+        ["workflow", "state"],
+        finished,
     )
-    for workflow, state, n in finished:
-        runs_finished.add_metric([workflow, state], n)
-
-    runs_now = GaugeMetricFamily(
-        "copydesk_runs",
-        "Runs by current state (queued, running, awaiting_approval, …).",
-        labels=["workflow", "state"],
-    )
-    for workflow, state, n in by_state:
-        runs_now.add_metric([workflow, state], n)
-
-    retry_family = CounterMetricFamily(
-        "copydesk_step_retries", "Retries scheduled after a failed attempt, by step kind.", labels=["kind"]
-    )
-    for kind, n in retries:
-        retry_family.add_metric([kind], n)
+    runs_now = _family(
+        GaugeMetricFamily, "copydesk_runs", "Runs by current state (queued, running, awaiting_approval, …).",
+        ["workflow", "state"], by_state,
+    )  # fmt: skip
+    retry_family = _family(
+        CounterMetricFamily, "copydesk_step_retries", "Retries scheduled after a failed attempt, by step kind.",
+        ["kind"], retries,
+    )  # fmt: skip
 
     duration = HistogramMetricFamily(
         "copydesk_step_duration_seconds",
@@ -160,15 +154,19 @@ async def _database_families() -> list[Metric]:
     return [runs_started, runs_finished, runs_now, retry_family, duration, tokens, requests, cost]
 
 
+def _family(kind, name: str, documentation: str, labels: list[str], rows) -> Metric:
+    """A counter or gauge from rows of (label values…, value)."""
+    family = kind(name, documentation, labels=labels)
+    for *values, n in rows:
+        family.add_metric(values, n)
+    return family
+
+
 def _le(bound: float) -> str:
     return repr(float(bound))
 
 
 async def _broker_families() -> list[Metric]:
-    import redis.asyncio as aioredis
-
-    from app.core.config import get_settings
-
     url = get_settings().redis_url or "redis://redis-url-not-configured.invalid"
     client = aioredis.from_url(url, socket_timeout=2)
     try:

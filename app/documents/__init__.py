@@ -2,9 +2,9 @@
 
 Public surface used by the rest of Copydesk:
 - `detect_kind(data, filename)` -> "docx" | "doc", or InvalidDocument / EncryptedDocument
-- `convert(data, filename=..., limits=..., libreoffice=...)` -> ConversionResult: sanitized HTML,
-  WordPress block markup, plain text, images (by content hash), footnotes, metadata, the featured
-  image and a report (what was left out, and how many characters of text)
+- `word_to_article(data, filename=..., limits=..., libreoffice=...)` -> ConversionResult: sanitized
+  HTML, WordPress block markup, plain text, images (by content hash), footnotes, metadata, the
+  featured image and a report (what was left out, and how many characters of text)
 - `convert_html(data, title=...)` (a mail body) and `from_html(html, image_keys=...)` (an article's
   HTML after the edit) -> ConversionResult: the HTML read into the same model, written by the same
   writers (app.documents.html_input)
@@ -17,7 +17,7 @@ figures, title) -> html_writer / blocks_writer / text_writer -> sanitize (nh3); 
 one), words (ICU word and sentence boundaries).
 """
 
-from app.documents.convert import convert
+from app.documents.convert import word_to_article
 from app.documents.html_input import convert_html, from_html
 from app.documents.legacy import LibreOffice, doc_to_docx, docs_to_docx
 from app.documents.package import Limits, detect_kind
@@ -40,7 +40,6 @@ __all__ = [
     "Footnote",
     "LibreOffice",
     "Limits",
-    "convert",
     "convert_html",
     "detect_kind",
     "doc_to_docx",
@@ -49,4 +48,5 @@ __all__ = [
     "image_placeholder",
     "placeholder_keys",
     "resolve_images",
+    "word_to_article",
 ]

@@ -43,22 +43,23 @@ from app.documents.text_writer import text_of
 if TYPE_CHECKING:
     from app.documents.legacy import LibreOffice
 
-__all__ = ["Limits", "convert", "detect_kind"]
+__all__ = ["Limits", "detect_kind", "word_to_article"]
 
 _COUNT_PARAGRAPHS = etree.XPath("count(//w:p)", namespaces={"w": N.W_NS})
 _FOOTNOTE_NAMESPACE = uuid.UUID("6f1c1c52-5a43-4f43-9a8e-0c0b1d7c2f11")
 
 
-def convert(
+def word_to_article(
     data: bytes,
     filename: str = "",
     *,
     limits: Limits | None = None,
     libreoffice: LibreOffice | None = None,
 ) -> ConversionResult:
-    """Convert a Word document. `libreoffice` (legacy.LibreOffice) is needed for .doc input and to
-    turn EMF/WMF pictures into PNG; without it .doc raises DependencyMissing and EMF/WMF pictures
-    are left out with a warning."""
+    """A Word document as an article: HTML, block markup, text, images, footnotes, metadata and a
+    report. `libreoffice` (legacy.LibreOffice) is needed for .doc input and to turn EMF/WMF pictures
+    into PNG; without it .doc raises DependencyMissing and EMF/WMF pictures are left out with a
+    warning."""
     limits = limits or Limits()
     name = filename or "the document"
     if len(data) > limits.max_file_bytes:

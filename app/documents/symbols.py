@@ -29,7 +29,3 @@ for _code in range(0x20, 0x100):
     _char = _SIGNS.get(_code, _GREEK.get(chr(_code), chr(_code)))
     SYMBOL_FONT[_code] = _char
     SYMBOL_FONT[0xF000 + _code] = _char  # the private-use alias Word also writes
-
-
-def from_symbol_font(text: str) -> str:
-    return text.translate(SYMBOL_FONT)

@@ -14,7 +14,7 @@ from app.models.run import (
     Step,
     StepItem,
 )
-from app.models.site import Site, SiteMedia
+from app.models.site import Site, SiteMedia, SiteOptions, StoredSiteOptions
 from app.models.source import MailMessage, Source
 from app.models.user import ROLES, User
 
@@ -35,8 +35,10 @@ __all__ = [
     "RunEvent",
     "Site",
     "SiteMedia",
+    "SiteOptions",
     "Source",
     "Step",
     "StepItem",
+    "StoredSiteOptions",
     "User",
 ]

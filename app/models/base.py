@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, MetaData, func
+from pydantic import BaseModel
+from sqlalchemy import DateTime, MetaData, TypeDecorator, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,3 +41,23 @@ def updated_at() -> Mapped[datetime]:
     return mapped_column(
         DateTime(timezone=True), server_default=func.now(), default=utcnow, onupdate=utcnow, nullable=False
     )
+
+
+class PydanticJSON(TypeDecorator):
+    """A JSONB column read and written as a pydantic model: what is stored was validated, and is read
+    as attributes. Fields left at their default are not stored."""
+
+    impl = JSONB
+    cache_ok = True
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        super().__init__()
+        self.model = model
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return self.model.model_validate(value).model_dump(mode="json", exclude_defaults=True)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.model.model_validate(value)

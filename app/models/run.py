@@ -62,7 +62,25 @@ class Run(Base):
     )
 
 
-class Step(Base):
+class Work:
+    """What a step and a fan-out item both record: their state, attempts and outcome, and the claim
+    of the execution working on them."""
+
+    state: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    attempt_log: Mapped[list] = mapped_column(nullable=False, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    result: Mapped[dict | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(300))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = updated_at()
+
+
+class Step(Work, Base):
     """A step of a run. Its (run, step) pair is the idempotency key of its side effects."""
 
     __tablename__ = "steps"
@@ -74,24 +92,12 @@ class Step(Base):
     task: Mapped[str] = mapped_column(String(200), nullable=False)  # the step kind
     position: Mapped[int] = mapped_column(Integer, nullable=False)
     queue: Mapped[str] = mapped_column(String(50), nullable=False)
-    state: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    attempt_log: Mapped[list] = mapped_column(nullable=False, default=list)
-    error: Mapped[str | None] = mapped_column(Text)
-    error_code: Mapped[str | None] = mapped_column(String(100))
-    result: Mapped[dict | None] = mapped_column()
     summary: Mapped[str | None] = mapped_column(Text)
     items_total: Mapped[int | None] = mapped_column(Integer)  # fan-out steps, once known
     items_done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     items_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    claimed_by: Mapped[str | None] = mapped_column(String(300))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     approved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = updated_at()
 
     run: Mapped[Run] = relationship(back_populates="steps")
     items: Mapped[list[StepItem]] = relationship(
@@ -99,7 +105,7 @@ class Step(Base):
     )
 
 
-class StepItem(Base):
+class StepItem(Work, Base):
     """One item of a fan-out step (e.g. one image upload). Idempotency key: (run, step, index)."""
 
     __tablename__ = "step_items"
@@ -110,18 +116,6 @@ class StepItem(Base):
     index: Mapped[int] = mapped_column(Integer, nullable=False)
     key: Mapped[str] = mapped_column(Text, nullable=False)  # what the item is about, e.g. an image key
     value: Mapped[dict | None] = mapped_column()  # {"value": <the list element>}
-    state: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    attempt_log: Mapped[list] = mapped_column(nullable=False, default=list)
-    error: Mapped[str | None] = mapped_column(Text)
-    error_code: Mapped[str | None] = mapped_column(String(100))
-    result: Mapped[dict | None] = mapped_column()
-    claimed_by: Mapped[str | None] = mapped_column(String(300))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = updated_at()
 
     step: Mapped[Step] = relationship(back_populates="items")
 

@@ -3,17 +3,48 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, created_at, updated_at, uuid_pk
+from app.models.base import Base, PydanticJSON, created_at, updated_at, uuid_pk
+
+
+class SiteOptions(BaseModel):
+    """How Copydesk talks to a site (unset: the WordPress client's defaults). An admin sets them
+    through the API, which refuses unknown keys and values out of range."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout: float | None = Field(None, gt=0, le=600, description="seconds per request (default 30)")
+    upload_timeout: float | None = Field(
+        None, gt=0, le=3600, description="seconds per media upload (default 300)"
+    )
+    verify_tls: bool | None = Field(None, description="false only for a test site (self-signed certificate)")
+    attempts: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="tries per request while publishing (429, 5xx, timeouts; creates first look for what "
+        "a lost try wrote); default 4. What outlasts them, the publish step's retry policy repeats.",
+    )
+
+    def client_settings(self) -> dict[str, float | bool | int]:
+        """The options that are set, as WordPressSite arguments."""
+        return self.model_dump(include=set(SiteOptions.model_fields), exclude_none=True)
+
+
+class StoredSiteOptions(SiteOptions):
+    """Site.options as stored: the admin's options, and whether WP_URL defines the site."""
+
+    from_env: bool = False  # set by Copydesk on the site WP_URL / WP_USER / WP_APP_PASSWORD define
 
 
 class Site(Base):
     """A WordPress site posts are published to. The application password is encrypted at rest.
 
     At most one site is the default (a partial unique index). The site named "default" with
-    options.from_env is the one WP_URL/WP_USER/WP_APP_PASSWORD define (app/tasks/sites.py keeps it
+    options.from_env is the one WP_URL/WP_USER/WP_APP_PASSWORD define (app/services/sites.py keeps it
     in step with the environment)."""
 
     __tablename__ = "sites"
@@ -34,8 +65,9 @@ class Site(Base):
     default_category: Mapped[str | None] = mapped_column(String(200))
     media_prefix: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     is_default: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    # timeout, upload_timeout (seconds), verify_tls; from_env (set by Copydesk for the WP_URL site)
-    options: Mapped[dict] = mapped_column(nullable=False, default=dict)
+    options: Mapped[StoredSiteOptions] = mapped_column(
+        PydanticJSON(StoredSiteOptions), nullable=False, default=StoredSiteOptions
+    )
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 

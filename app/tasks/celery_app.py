@@ -1,116 +1,43 @@
-"""The Celery application: Redis broker and result backend, two queues (`cpu`, `io`).
-
-The settings below are the ones the measurements in the design notes call for: at-least-once delivery
-(acks_late + reject_on_worker_lost + prefetch 1), a visibility timeout above the longest task and
-retry countdown (or messages run twice), results kept well past the longest workflow (chord counters
-share that TTL: an expired counter silently stalls a chord), chord error callbacks set explicitly, and
-events on for Flower.
-"""
+"""The workers' side of the Celery app (app/core/broker.py): the task modules, beat's schedule and
+the process hooks — REDIS_URL required, JSON logging, the run on Celery's own lines about its tasks,
+fresh database connections in each pool child. `celery -A app.tasks worker|beat|flower` loads it;
+a process that only sends work never does."""
 
 from __future__ import annotations
 
-from weakref import WeakValueDictionary
+import uuid
 
-from celery import Celery, signals
-from celery.backends.redis import RedisBackend
-from kombu import Queue
+from celery import signals
 
+from app.core.broker import celery_app
 from app.core.config import get_settings
+from app.core.db import reset_engines
 from app.core.errors import ConfigurationError
+from app.core.logging import configure_logging, log_context
 from app.services.mailboxes import DISPATCH_TASK
 from app.tasks.mailbox.dispatch import WhenDue
 
-_PLACEHOLDER_BROKER = "redis://redis-url-not-configured.invalid:6379/0"
-
-
-class SendOnlyRedisBackend(RedisBackend):
-    """The Redis result backend, minus one habit: Celery subscribes a process to a pub/sub channel
-    for every task it sends and every group result it builds, in case it waits for them, and only a
-    wait ever unsubscribes. Copydesk never waits on Celery results (run state lives in PostgreSQL),
-    so the API and the workers would collect subscriptions forever. Here a process subscribes only
-    when it actually waits (`AsyncResult.get()`, `GroupResult.join_native()`); the wait reads the
-    current state after subscribing, so nothing is missed."""
-
-    def on_task_call(self, producer, task_id):
-        pass
-
-    def _add_pending_result(self, task_id, result, weak=False):
-        concrete, weak_ = self._pending_results
-        mapping, waiters = (weak_, WeakValueDictionary) if weak else (concrete, dict)
-        mapping.setdefault(task_id, waiters())[id(result)] = result
-
-    def _wait_for_pending(self, result, **kwargs):
-        for node in getattr(result, "results", None) or [result]:
-            self.result_consumer.consume_from(node.id)
-        return super()._wait_for_pending(result, **kwargs)
-
-
-def make_celery() -> Celery:
-    celery = Celery("copydesk", include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox.tasks"])
-    configure(celery)
-    return celery
-
-
-def configure(celery: Celery) -> None:
-    """(Re)apply the settings to the Celery app (tests call it after changing the environment):
-    connections, producers and the result backend made for the old settings are dropped."""
-    from kombu import pools
-
-    settings = get_settings()
-    pools.reset()  # kombu keeps one connection/producer pool per broker URL, process-wide
-    celery._after_fork()  # and the app its own references to them
-    if "control" in celery.__dict__:  # the control mailbox caches a producer pool of its own
-        celery.control.mailbox.__dict__.pop("producer_pool", None)
-    celery._backend_cache = None
-    celery._local = __import__("threading").local()
-    broker = settings.redis_url or _PLACEHOLDER_BROKER
-    celery.conf.update(
-        broker_url=broker,
-        result_backend=f"app.tasks.celery_app.SendOnlyRedisBackend+{broker}",
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout,
-            "unacked_restore_interval": settings.unacked_restore_interval,
+_settings = get_settings()
+celery_app.conf.update(
+    include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox.tasks"],
+    beat_schedule={
+        "sweep-stuck-runs": {
+            "task": "copydesk.sweep",
+            "schedule": _settings.sweep_interval,
+            "options": {"queue": "io", "expires": _settings.sweep_interval},
         },
-        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
-        result_expires=settings.result_expires,
-        result_extended=True,
-        task_track_started=True,
-        task_allow_error_cb_on_chord_header=True,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-        task_default_queue="cpu",
-        task_queues=(Queue("cpu"), Queue("io")),
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        worker_deduplicate_successful_tasks=False,
-        timezone="UTC",
-        beat_schedule={
-            "sweep-stuck-runs": {
-                "task": "copydesk.sweep",
-                "schedule": settings.sweep_interval,
-                "options": {"queue": "io", "expires": settings.sweep_interval},
-            },
-            "prune-llm-cache": {
-                "task": "copydesk.prune_llm_cache",
-                "schedule": 3600,
-                "options": {"queue": "io", "expires": 3600},
-            },
-            "dispatch-mailbox-polls": {  # sent only when a mailbox is due or has mail to file
-                "task": DISPATCH_TASK,
-                "schedule": WhenDue(settings.mailbox_dispatch_interval),
-                "options": {"queue": "io", "expires": settings.mailbox_dispatch_interval},
-            },
+        "prune-llm-cache": {
+            "task": "copydesk.prune_llm_cache",
+            "schedule": 3600,
+            "options": {"queue": "io", "expires": 3600},
         },
-    )
-
-
-celery_app = make_celery()
+        "dispatch-mailbox-polls": {  # sent only when a mailbox is due or has mail to file
+            "task": DISPATCH_TASK,
+            "schedule": WhenDue(_settings.mailbox_dispatch_interval),
+            "options": {"queue": "io", "expires": _settings.mailbox_dispatch_interval},
+        },
+    },
+)
 
 
 @signals.worker_init.connect
@@ -123,8 +50,6 @@ def _refuse_without_redis(**_) -> None:
 
 @signals.setup_logging.connect
 def _logging(**_) -> None:
-    from app.core.logging import configure_logging
-
     configure_logging()
 
 
@@ -138,13 +63,9 @@ def _enter_log_context(task_id=None, task=None, args=None, **_) -> None:
     if not task or not task.name.startswith("copydesk.") or not args:
         return
     try:
-        import uuid as _uuid
-
-        _uuid.UUID(str(args[0]))
+        uuid.UUID(str(args[0]))
     except ValueError:
         return
-    from app.core.logging import log_context
-
     # The runner adds the step and the document once it knows them; Celery's lines before and after
     # the body (the task name says which step) carry the run and the task.
     context = log_context(**{getattr(task, "log_field", "run_id"): args[0]}, task_id=task_id)
@@ -162,19 +83,4 @@ def _leave_log_context(task_id=None, **_) -> None:
 @signals.worker_process_init.connect
 def _fresh_connections(**_) -> None:
     # A forked pool child must not share the parent's database connections.
-    from app.core.db import reset_engines
-
     reset_engines()
-
-
-@signals.worker_process_shutdown.connect
-def _save_coverage(**_) -> None:
-    # Under the test suite's coverage, a prefork child exits with os._exit: save what it measured.
-    try:
-        import coverage
-    except ImportError:  # pragma: no cover - production images do not ship coverage
-        return
-    current = coverage.Coverage.current()
-    if current is not None:
-        current.stop()
-        current.save()

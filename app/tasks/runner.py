@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import kombu.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 from celery import Task, chord
@@ -29,10 +30,20 @@ from app.core.db import session_scope
 from app.core.errors import CopydeskError, NotFound, StepTimeout, describe, error_code, error_kinds
 from app.core.logging import add_to_log_context, log_context
 from app.models import Document, Run, Step
+from app.tasks import steps  # noqa: F401  (implements the built-in step kinds)
 from app.tasks.celery_app import celery_app
 from app.workflows import state
 from app.workflows.conditions import evaluate
-from app.workflows.registry import StepContext, get_kind, kinds
+from app.workflows.engine import (
+    FAN_IN,
+    FINISH_RUN,
+    ON_ERROR,
+    STEP_TASK,
+    fan_in_signature,
+    step_options,
+    step_signature,
+)
+from app.workflows.registry import ALIASES, StepContext, implementation, kinds
 from app.workflows.schema import RetryPolicy, StepDef, WorkflowDef
 
 log = logging.getLogger("copydesk.runner")
@@ -49,8 +60,6 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def _is_infrastructure_error(exc: BaseException | None) -> bool:
-    import kombu.exceptions
-
     if isinstance(exc, (*INFRASTRUCTURE_ERRORS, kombu.exceptions.OperationalError, ConnectionError)):
         return True
     return isinstance(exc, Retry) and _is_infrastructure_error(getattr(exc, "exc", None))
@@ -301,16 +310,8 @@ def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, 
                 return {"step": step_name, "state": "skipped"}
             if step_def.for_each:
                 return _fan_out(task, run_id, info, step_def, data)
-            ctx = StepContext(
-                run_id=run_id,
-                step=step_name,
-                kind=step_def.kind,
-                payload=dict(info.payload),
-                options=step_def.options,
-                document_id=info.document_id,
-                attempt=claim.attempts + 1,
-                results={k: v for k, v in data.items() if k not in ("payload", "run", "document", "source")},
-            )
+            results = {k: v for k, v in data.items() if k not in ("payload", "run", "document", "source")}
+            ctx = _context(run_id, info, step_def, claim, results)
             result = _execute(task, ctx, info.wf.retry_of(step_def), None)
             with session_scope(relaxed_commit=True) as session:
                 summary = result.pop("summary", None) if isinstance(result, dict) else None
@@ -320,10 +321,26 @@ def _run_whole_step(task: Task, run_id: uuid.UUID, step_name: str) -> dict[str, 
         heartbeats.remove("step", claim.row_id)
 
 
+def _context(
+    run_id: uuid.UUID, info: RunInfo, step_def: StepDef, claim: state.Claim, results: dict[str, dict], **item
+) -> StepContext:
+    """What the step kind's function is given (`item`: the index and value of a fan-out item)."""
+    return StepContext(
+        run_id=run_id,
+        step=step_def.id,
+        kind=step_def.kind,
+        payload=dict(info.payload),
+        options=step_def.options,
+        document_id=info.document_id,
+        attempt=claim.attempts + 1,
+        results=results,
+        **item,
+    )
+
+
 def _execute(task: Task, ctx: StepContext, policy: RetryPolicy, index: int | None):
-    kind = get_kind(ctx.kind)
     try:
-        return _call_with_retries(task, ctx, policy, kind.func, index)
+        return _call_with_retries(task, ctx, policy, implementation(ctx.kind), index)
     except (Retry, Ignore, *INFRASTRUCTURE_ERRORS):
         raise  # an unreachable database or broker is not the step's failure: the task is retried
     except SoftTimeLimitExceeded:
@@ -363,10 +380,9 @@ def _fan_out(task: Task, run_id: uuid.UUID, info: RunInfo, step_def: StepDef, da
         with session_scope(relaxed_commit=True) as session:
             state.step_succeeded(session, run_id, step_def.id, {"items": 0}, [], "0 item(s)")
         return {"step": step_def.id, "state": "succeeded", "items": 0}
-    options = _step_options(info.wf, step_def)
+    options = step_options(info.wf, step_def)
     header = [step_signature(step_def.kind, str(run_id), step_def.id, i, **options) for i in indexes]
-    body = fan_in.si(str(run_id), step_def.id).set(queue="io")
-    raise task.replace(chord(header, body))
+    raise task.replace(chord(header, fan_in_signature(str(run_id), step_def.id)))
 
 
 def _run_item(task: Task, run_id: uuid.UUID, step_name: str, index: int) -> dict[str, Any]:
@@ -390,47 +406,13 @@ def _run_item(task: Task, run_id: uuid.UUID, step_name: str, index: int) -> dict
     heartbeats.add("item", claim.row_id)
     try:
         with log_context(document_id=info.document_id):
-            ctx = StepContext(
-                run_id=run_id,
-                step=step_name,
-                kind=step_def.kind,
-                payload=dict(info.payload),
-                options=step_def.options,
-                document_id=info.document_id,
-                attempt=claim.attempts + 1,
-                index=index,
-                item=value,
-                results=dict(results),
-            )
+            ctx = _context(run_id, info, step_def, claim, dict(results), index=index, item=value)
             result = _execute(task, ctx, info.wf.retry_of(step_def), index)
             with session_scope(relaxed_commit=True) as session:
                 state.item_succeeded(session, run_id, step_name, index, result, ctx.warnings)
             return {"step": step_name, "item": index, "state": "succeeded"}
     finally:
         heartbeats.remove("item", claim.row_id)
-
-
-# --- signatures ------------------------------------------------------------------------------------
-
-
-def _step_options(wf: WorkflowDef, step_def: StepDef) -> dict[str, Any]:
-    kind = get_kind(step_def.kind)
-    options: dict[str, Any] = {"queue": wf.queue_of(step_def, kind.default_queue)}
-    timeout = wf.timeout_of(step_def)
-    if timeout:
-        options["soft_time_limit"] = timeout
-        options["time_limit"] = timeout + 15  # the hard limit kills a child stuck in C code
-    return options
-
-
-def step_signature(kind: str, run_id: str, step_id: str, index: int | None = None, **options):
-    args = (run_id, step_id) if index is None else (run_id, step_id, index)
-    return celery_app.signature(f"copydesk.step.{kind}", args=args, immutable=True, **options)
-
-
-def signature_for(wf: WorkflowDef, run_id: str, step_id: str):
-    step_def = wf.by_id[step_id]
-    return step_signature(step_def.kind, run_id, step_id, **_step_options(wf, step_def))
 
 
 # --- tasks -----------------------------------------------------------------------------------------
@@ -448,13 +430,15 @@ def _make_step_task(kind_name: str):
             raise self.retry(countdown=wait, max_retries=40, exc=exc) from None
 
     step_task.__name__ = f"step_{kind_name}"
-    return celery_app.task(bind=True, name=f"copydesk.step.{kind_name}")(step_task)
+    return celery_app.task(bind=True, name=STEP_TASK.format(kind_name))(step_task)
 
 
-STEP_TASKS = {name: _make_step_task(name) for name in kinds()}
+for _kind in kinds():
+    implementation(_kind)  # a declared kind without code stops the worker at start, not a run later
+STEP_TASKS = {name: _make_step_task(name) for name in [*kinds(), *ALIASES]}
 
 
-@celery_app.task(name="copydesk.fan_in", bind=True)
+@celery_app.task(name=FAN_IN, bind=True)
 def fan_in(self: Task, run_id: str, step_name: str) -> dict[str, Any]:
     """The body of a fan-out chord: the step succeeds once every item has."""
     with log_context(run_id=run_id, step=step_name), session_scope() as session:
@@ -463,7 +447,7 @@ def fan_in(self: Task, run_id: str, step_name: str) -> dict[str, Any]:
     return {"step": step_name, "state": "succeeded"}
 
 
-@celery_app.task(name="copydesk.finish_run")
+@celery_app.task(name=FINISH_RUN)
 def finish_run(run_id: str) -> str:
     with log_context(run_id=run_id):
         with session_scope() as session:
@@ -472,7 +456,7 @@ def finish_run(run_id: str) -> str:
     return outcome
 
 
-@celery_app.task(name="copydesk.on_error")
+@celery_app.task(name=ON_ERROR)
 def on_error(request, exc, traceback, run_id: str) -> None:
     """Errback of a whole run: records failures that happened outside a step body (a killed child,
     a hard time limit, a lost worker). Idempotent: Celery may call it once per failed task and once

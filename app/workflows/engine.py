@@ -2,48 +2,75 @@
 
 Launching is idempotent by design: every step task first checks PostgreSQL, so a canvas sent again
 (resume, approval, the sweeper) skips the steps that already succeeded and re-runs only the rest.
+
+Work is sent by task name (the workers register the tasks under these names, app/tasks/runner.py):
+sending needs the broker's settings and the step kinds' declarations, no task code.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from celery import chain, group
 from sqlalchemy.orm import Session
 
+from app.core.broker import celery_app
 from app.core.errors import PermanentError
 from app.models import RUN_TERMINAL, Run
 from app.workflows import state
 from app.workflows.compiler import Chain, Group, Node, plan
-from app.workflows.schema import WorkflowDef
+from app.workflows.registry import get_kind
+from app.workflows.schema import StepDef, WorkflowDef
+
+STEP_TASK = "copydesk.step.{}"  # one task per step kind
+FAN_IN = "copydesk.fan_in"  # the body of a fan-out's chord
+FINISH_RUN = "copydesk.finish_run"
+ON_ERROR = "copydesk.on_error"  # the errback of a whole run
 
 
 class InvalidTransition(PermanentError):
     code = "invalid_state"
 
 
+def step_options(wf: WorkflowDef, step_def: StepDef) -> dict[str, Any]:
+    """The step's queue and time limits."""
+    options: dict[str, Any] = {"queue": wf.queue_of(step_def, get_kind(step_def.kind).default_queue)}
+    timeout = wf.timeout_of(step_def)
+    if timeout:
+        options["soft_time_limit"] = timeout
+        options["time_limit"] = timeout + 15  # the hard limit kills a child stuck in C code
+    return options
+
+
+def step_signature(kind: str, run_id: str, step_id: str, index: int | None = None, **options):
+    args = (run_id, step_id) if index is None else (run_id, step_id, index)
+    return celery_app.signature(STEP_TASK.format(kind), args=args, immutable=True, **options)
+
+
+def fan_in_signature(run_id: str, step_id: str):
+    return celery_app.signature(FAN_IN, args=(run_id, step_id), immutable=True, queue="io")
+
+
 def build_canvas(wf: WorkflowDef, run_id: str):
-    from app.tasks.runner import finish_run, signature_for
-
-    def convert(node):
+    def canvas(node):
         if isinstance(node, Node):
-            return signature_for(wf, run_id, node.step)
+            step_def = wf.by_id[node.step]
+            return step_signature(step_def.kind, run_id, node.step, **step_options(wf, step_def))
         if isinstance(node, Group):
-            return group([convert(p) for p in node.parts])
+            return group([canvas(p) for p in node.parts])
         assert isinstance(node, Chain)
-        return chain(*[convert(p) for p in node.parts])
+        return chain(*[canvas(p) for p in node.parts])
 
-    root = convert(plan(wf).root)
-    return chain(root, finish_run.si(run_id).set(queue="io"))
+    finish = celery_app.signature(FINISH_RUN, args=(run_id,), immutable=True, queue="io")
+    return chain(canvas(plan(wf).root), finish)
 
 
 def send(run: Run) -> None:
     """Send the run's canvas to the broker (call after the transaction that created/reset it)."""
-    from app.tasks.runner import on_error
-
     wf = WorkflowDef.model_validate(run.definition)
     canvas = build_canvas(wf, str(run.id))
-    canvas.apply_async(link_error=on_error.s(str(run.id)))
+    canvas.apply_async(link_error=celery_app.signature(ON_ERROR, args=(str(run.id),)))
 
 
 def resume(session: Session, run_id: uuid.UUID) -> Run:

@@ -1,19 +1,26 @@
 """Step kinds: the named units of work a workflow definition can use as `task:`.
 
-A step kind is a function taking a `StepContext` and returning a JSON-able dict (the step's result,
-stored in PostgreSQL and readable by later steps as `<step id>.<field>`). It declares which result
-fields are lists, so a definition's `for_each: parse.images` can be checked at load time. Kinds are
-registered by `app.tasks.steps` (thin adapters that call services in app/documents and
-app/integrations).
+A kind is declared — its name, its result fields (which of them are lists, so a definition's
+`for_each: parse.images` can be checked at load time) and its default queue — and implemented by a
+function taking a `StepContext` and returning a JSON-able dict (the step's result, stored in
+PostgreSQL and readable by later steps as `<step id>.<field>`).
+
+The declaration is all a process needs to check a definition, create a run and send it, so only the
+workers load implementations. The built-in kinds are declared here, in BUILTIN_KINDS, and implemented
+in app/tasks/steps (`@implements`). A module named in STEP_MODULES declares and implements kinds of its
+own (`@step_kind`); every process that loads definitions imports it, so it should import little.
 """
 
 from __future__ import annotations
 
-import threading
+import importlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from app.core.config import get_settings
+from app.core.errors import ConfigurationError
 
 
 @dataclass
@@ -45,78 +52,68 @@ class StepContext:
 StepFunction = Callable[[StepContext], dict[str, Any] | None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepKind:
     name: str
-    func: StepFunction
-    description: str = ""
-    list_outputs: frozenset[str] = frozenset()  # result fields that are lists (usable in for_each)
-    outputs: frozenset[str] = frozenset()  # every declared result field
+    outputs: Mapping[str, type] = field(default_factory=dict)  # result field -> type
     default_queue: str | None = None
 
+    @property
+    def list_outputs(self) -> frozenset[str]:
+        """The result fields a `for_each` may go over."""
+        return frozenset(name for name, kind in self.outputs.items() if kind is list)
 
-_KINDS: dict[str, StepKind] = {}
+
+BUILTIN_KINDS = (
+    StepKind("store", {"kind": str, "size": int, "sha256": str}),
+    StepKind("to_docx", {"docx_key": str}),
+    StepKind("parse", {"images": list, "title": str, "words": int}),
+    StepKind("transform", {"engine": str, "title": str}),
+    StepKind("upload_image", {"url": str}, default_queue="io"),
+    StepKind("publish", {"url": str, "publisher": str, "post_id": int, "site": str}, default_queue="io"),
+)
+# Names a stored run may still use: its definition is kept with it.
+ALIASES = {"convert": "to_docx"}
+
+_KINDS: dict[str, StepKind] = {kind.name: kind for kind in BUILTIN_KINDS}
+_FUNCTIONS: dict[str, StepFunction] = {}
 
 
-def step_kind(
-    name: str,
-    *,
-    description: str = "",
-    outputs: dict[str, type] | None = None,
-    queue: str | None = None,
-) -> Callable[[StepFunction], StepFunction]:
-    """Register a function as a step kind."""
+def implements(name: str) -> Callable[[StepFunction], StepFunction]:
+    """Make a function the implementation of a declared kind."""
+    if name not in _KINDS:
+        raise ConfigurationError(f"step kind '{name}' is not declared")
 
     def register(func: StepFunction) -> StepFunction:
-        outs = outputs or {}
-        _KINDS[name] = StepKind(
-            name=name,
-            func=func,
-            description=description or (func.__doc__ or "").strip().split("\n")[0],
-            list_outputs=frozenset(k for k, t in outs.items() if t is list),
-            outputs=frozenset(outs),
-            default_queue=queue,
-        )
+        _FUNCTIONS[name] = func
         return func
 
     return register
 
 
-def get_kind(name: str) -> StepKind:
-    ensure_loaded()
-    return _KINDS[name]
+def step_kind(
+    name: str, *, outputs: dict[str, type] | None = None, queue: str | None = None
+) -> Callable[[StepFunction], StepFunction]:
+    """Declare a kind and make the function its implementation (for the modules in STEP_MODULES)."""
+    _KINDS[name] = StepKind(name, dict(outputs or {}), queue)
+    return implements(name)
 
 
 def kinds() -> dict[str, StepKind]:
-    ensure_loaded()
+    """Every declared kind, the STEP_MODULES' included."""
+    for module in filter(None, (m.strip() for m in get_settings().step_modules.split(","))):
+        importlib.import_module(module)  # a dictionary lookup once imported
     return dict(_KINDS)
 
 
-_loaded = False
-_loading = False
-_load_lock = threading.RLock()
+def get_kind(name: str) -> StepKind:
+    return kinds()[ALIASES.get(name, name)]
 
 
-def ensure_loaded() -> None:
-    """Import the modules that register step kinds: the built-in ones, then STEP_MODULES (once).
-    Thread-safe: another thread asking meanwhile waits for the whole registry (two threads submitting
-    the first documents of a process at once saw an empty one: "unknown task 'store' (known: )");
-    a call made by those imports themselves (same thread) returns at once, as before."""
-    global _loaded, _loading
-    if _loaded:
-        return
-    with _load_lock:
-        if _loaded or _loading:
-            return
-        _loading = True
-        try:
-            import importlib
-
-            from app.core.config import get_settings
-
-            importlib.import_module("app.tasks.steps")
-            for module in filter(None, (m.strip() for m in get_settings().step_modules.split(","))):
-                importlib.import_module(module)
-            _loaded = True
-        finally:
-            _loading = False
+def implementation(name: str) -> StepFunction:
+    """The function of a kind (in a worker, once app/tasks/steps and STEP_MODULES are imported)."""
+    name = ALIASES.get(name, name)
+    try:
+        return _FUNCTIONS[name]
+    except KeyError:
+        raise ConfigurationError(f"step kind '{name}' has no implementation in this process") from None

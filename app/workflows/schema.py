@@ -16,8 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from app.core.errors import ERROR_KINDS, CopydeskError
+from app.core.config import get_settings
+from app.core.errors import ERROR_KINDS, CopydeskError, NotFound
 from app.workflows.conditions import ConditionError, names_used, parse_condition
+from app.workflows.registry import kinds
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -230,8 +232,6 @@ def parse_definition(data: Any, *, source: str = "<definition>", known_kinds=Non
     except ValidationError as exc:
         raise DefinitionError(f"{source}: {_format_pydantic(exc, data)}") from None
     if known_kinds is None:
-        from app.workflows.registry import kinds
-
         known_kinds = kinds()
     check_graph(wf, source=source, known_kinds=known_kinds)
     return wf
@@ -350,8 +350,6 @@ _cache: dict[str, WorkflowDef] | None = None
 
 
 def _load_configured() -> dict[str, WorkflowDef]:
-    from app.core.config import get_settings
-
     found = load_all()
     extra_dir = get_settings().workflows_dir
     if extra_dir:
@@ -369,8 +367,6 @@ def get_workflow(name: str) -> WorkflowDef:
     try:
         return _cache[name]
     except KeyError:
-        from app.core.errors import NotFound
-
         raise NotFound(f"no workflow named '{name}'") from None
 
 

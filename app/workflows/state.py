@@ -12,7 +12,8 @@ Concurrency rules:
 - A step or item is *claimed* before its work starts: the claim records the executing task and a
   heartbeat. A second delivery of the same work (acks_late redelivery, a sweeper re-queue) finds the
   claim and waits for it, or finds the work done and returns its stored result. A claim whose heartbeat
-  is older than STEP_HEARTBEAT_TIMEOUT belonged to a dead worker and may be taken over.
+  is older than STEP_HEARTBEAT_TIMEOUT belonged to a dead worker and may be taken over. `_OUTCOME`
+  is the one rule for what a delivery does; the claim statements apply it and report it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
+from app.core.errors import NotFound
 from app.models import RUN_TERMINAL, STEP_DONE, STEP_TERMINAL, Run, RunEvent, Step, StepItem
+from app.workflows.registry import kinds
 from app.workflows.schema import WorkflowDef
 
 
@@ -52,18 +55,29 @@ def add_event(
     )
 
 
-def lock_run(session: Session, run_id: uuid.UUID) -> Run:
-    """The run row, locked until the transaction ends (once per session: sessions here are short)."""
-    locked = session.info.setdefault("locked_runs", {})
-    if run_id in locked:
-        return locked[run_id]
-    run = session.execute(select(Run).where(Run.id == run_id).with_for_update()).scalar_one_or_none()
-    locked[run_id] = run
-    if run is None:
-        from app.core.errors import NotFound
+_LOCK_RUN = text("SELECT state, warnings FROM runs WHERE id = :run_id FOR UPDATE").bindparams(
+    bindparam("run_id", type_=UUID)
+)
 
+
+def lock_run_row(session: Session, run_id: uuid.UUID):
+    """Every transition starts here: the run row locked until the transaction ends; its state and
+    warnings (its definition and payload are read once per process, not on every transition). A
+    statement built once: building a Core select on every call cost more CPU than the round trip."""
+    row = session.execute(_LOCK_RUN, {"run_id": run_id}).one_or_none()
+    if row is None:
         raise NotFound(f"run {run_id} does not exist")
-    return run
+    return row
+
+
+def lock_run(session: Session, run_id: uuid.UUID) -> Run:
+    """The run locked (lock_run_row) and loaded, for the transitions written with the ORM (once per
+    session: sessions here are short)."""
+    locked = session.info.setdefault("locked_runs", {})
+    if run_id not in locked:
+        lock_run_row(session, run_id)
+        locked[run_id] = session.get(Run, run_id, populate_existing=True)
+    return locked[run_id]
 
 
 def get_step(session: Session, run_id: uuid.UUID, name: str, *, lock: bool = False) -> Step:
@@ -83,23 +97,6 @@ def get_item(session: Session, step: Step, index: int, *, lock: bool = False) ->
 runs, steps, items = Run.__table__, Step.__table__, StepItem.__table__
 
 
-_LOCK_RUN = text("SELECT state, warnings FROM runs WHERE id = :run_id FOR UPDATE").bindparams(
-    bindparam("run_id", type_=UUID)
-)
-
-
-def lock_run_row(session: Session, run_id: uuid.UUID):
-    """Core twin of lock_run: the run row locked; its state and warnings (its definition and payload
-    are read once per process, not on every transition). A statement built once: building a Core
-    select on every call cost more CPU than the round trip."""
-    row = session.execute(_LOCK_RUN, {"run_id": run_id}).one_or_none()
-    if row is None:
-        from app.core.errors import NotFound
-
-        raise NotFound(f"run {run_id} does not exist")
-    return row
-
-
 def create_run(
     session: Session,
     wf: WorkflowDef,
@@ -110,8 +107,6 @@ def create_run(
     mail_message_id: uuid.UUID | None = None,
     created_by: uuid.UUID | None = None,
 ) -> Run:
-    from app.workflows.registry import kinds
-
     known = kinds()
     run = Run(
         id=uuid.uuid4(),
@@ -178,57 +173,58 @@ class Claim:
     row_id: uuid.UUID | None = None  # the claimed step or item
 
 
-def _decide(row, run_state: str, worker: str, *, stale_before: datetime, fan_out_parent: bool = False) -> Claim:
-    """What a delivery of a step or item does, from its row (state, attempts, result, claimed_by,
-    heartbeat_at) and its run's state. The claim statements below encode the "run" case in SQL."""
-    if run_state == "cancelled" or row.state == "cancelled":
-        return Claim("cancelled")
-    if row.state in STEP_DONE:
-        return Claim("done", row.attempts, row.result)
-    if row.state == "failed":
-        return Claim("failed", row.attempts)
-    # A fan-out step's own work (creating items, launching their chord) is idempotent: never "busy".
-    live = row.heartbeat_at is not None and row.heartbeat_at > stale_before
-    if row.state == "running" and live and row.claimed_by != worker and not fan_out_parent:
-        return Claim("busy", row.attempts)
-    return Claim("run", row.attempts)
-
-
-def _stale_before() -> datetime:
-    return now() - timedelta(seconds=get_settings().heartbeat_timeout)
+# What a delivery of a step or item (`t`, locked) does, from its row and its run's state: the one
+# definition of what is claimable (outcome 'run'). A claim already held by another execution whose
+# heartbeat is fresh is 'busy', except a fan-out step's own (creating its items and sending their
+# chord is idempotent). A step that must be approved first and is not yet is 'approval'.
+_OUTCOME = """CASE
+        WHEN :run_state = 'cancelled' OR t.state = 'cancelled' THEN 'cancelled'
+        WHEN t.state IN ('succeeded', 'skipped') THEN 'done'
+        WHEN t.state IN ('failed', 'awaiting_approval') THEN t.state
+        WHEN t.state = 'running' AND t.heartbeat_at > :stale_before AND t.claimed_by IS DISTINCT FROM :worker
+             AND NOT ({fan_out_parent}) THEN 'busy'
+        WHEN {waits_for_approval} THEN 'approval'
+        ELSE 'run' END"""
 
 
 # The hot transitions, each one statement after the run lock. Their sub-statements may run in any
 # order: that is safe because every other writer of this run's steps and items holds the run lock
 # first, and the heartbeat skips locked rows. Sub-statements all see the rows as they were before
-# the statement, hence the explicit adjustments (e.g. the step being counted as done).
-_CLAIMABLE = """(t.state IN ('pending', 'retrying')
-           OR (t.state = 'running' AND (t.claimed_by = :worker OR t.heartbeat_at IS NULL
-                                        OR t.heartbeat_at <= :stale_before)))"""
+# the statement, hence the explicit adjustments (e.g. the step being counted as done). A claim takes
+# the row when its outcome is 'run'.
+_TAKE = """SET state = 'running', claimed_by = :worker, heartbeat_at = :now, next_attempt_at = NULL,
+        started_at = coalesce(t.started_at, :now), updated_at = :now
+    FROM target WHERE t.id = target.id AND target.outcome = 'run'"""
 
 _CLAIM_ITEM = text(f"""
-WITH claimed AS (
-    UPDATE step_items AS t
-    SET state = 'running', claimed_by = :worker, heartbeat_at = :now, next_attempt_at = NULL,
-        started_at = coalesce(t.started_at, :now), updated_at = :now
-    FROM steps AS s
-    WHERE s.id = t.step_id AND s.run_id = :run_id AND s.name = :step AND t.index = :index AND {_CLAIMABLE}
-    RETURNING t.id, t.attempts, t.key, t.value
+WITH target AS (
+    SELECT t.id, t.attempts, t.result, t.key, t.value,
+        {_OUTCOME.format(fan_out_parent="false", waits_for_approval="false")} AS outcome
+    FROM step_items AS t JOIN steps AS s ON s.id = t.step_id
+    WHERE s.run_id = :run_id AND s.name = :step AND t.index = :index
+    FOR UPDATE OF t
+), claimed AS (
+    UPDATE step_items AS t {_TAKE}
+    RETURNING t.id
 ), event AS (
     INSERT INTO run_events (run_id, at, kind, state, step, item, data)
-    SELECT :run_id, :now, 'item', 'running', :step, :index, jsonb_build_object('key', key) FROM claimed
+    SELECT :run_id, :now, 'item', 'running', :step, :index, jsonb_build_object('key', key)
+    FROM target WHERE EXISTS (SELECT FROM claimed)
 )
-SELECT id, attempts, value FROM claimed
+SELECT id, outcome, attempts, result, value FROM target
 """).bindparams(bindparam("run_id", type_=UUID))
 
 _CLAIM_STEP = text(f"""
-WITH claimed AS (
-    UPDATE steps AS t
-    SET state = 'running', claimed_by = :worker, heartbeat_at = :now, next_attempt_at = NULL,
-        started_at = coalesce(t.started_at, :now), updated_at = :now
-    WHERE t.run_id = :run_id AND t.name = :step AND (t.approved_at IS NOT NULL OR NOT :needs_approval)
-      AND ({_CLAIMABLE} OR (t.state = 'running' AND t.items_total IS NOT NULL))
-    RETURNING t.id, t.attempts
+WITH target AS (
+    SELECT t.id, t.attempts, t.result, {_OUTCOME.format(
+        fan_out_parent="t.items_total IS NOT NULL",
+        waits_for_approval=":needs_approval AND t.approved_at IS NULL",
+    )} AS outcome
+    FROM steps AS t WHERE t.run_id = :run_id AND t.name = :step
+    FOR UPDATE
+), claimed AS (
+    UPDATE steps AS t {_TAKE}
+    RETURNING t.id
 ), run AS (
     UPDATE runs SET state = 'running', started_at = coalesce(started_at, :now), updated_at = :now
     WHERE id = :run_id AND state IN ('queued', 'awaiting_approval') AND EXISTS (SELECT FROM claimed)
@@ -238,10 +234,10 @@ WITH claimed AS (
     SELECT :run_id, :now, kind, 'running', step, data FROM (
         SELECT 1 AS n, 'run' AS kind, NULL AS step, '{{}}'::jsonb AS data FROM run
         UNION ALL
-        SELECT 2, 'step', :step, jsonb_build_object('attempt', attempts + 1) FROM claimed
+        SELECT 2, 'step', :step, jsonb_build_object('attempt', attempts + 1) FROM target, claimed
     ) AS new ORDER BY n
 )
-SELECT id, attempts FROM claimed
+SELECT id, outcome, attempts, result FROM target
 """).bindparams(bindparam("run_id", type_=UUID))
 
 _ITEM_SUCCEEDED = text("""
@@ -274,28 +270,32 @@ _COUNTS = "counts AS (\n" + _PROGRESS + """
 )"""
 
 
-def _step_succeeded_sql(step_values: str, run_values: str):
+def _step_done_sql(state: str, step_values: str = "", run_values: str = ""):
+    """A step ends well (`state`: succeeded or skipped): the step, the run's progress, the event."""
     return text(f"""
 WITH done_step AS (
     UPDATE steps AS t
-    SET state = 'succeeded', summary = :summary, finished_at = :now, claimed_by = NULL, updated_at = :now,
-        {step_values}
+    SET state = '{state}', summary = :summary, finished_at = :now, claimed_by = NULL, updated_at = :now{step_values}
     WHERE t.run_id = :run_id AND t.name = :step
 ), {_COUNTS.format(run_values=run_values)}
 INSERT INTO run_events (run_id, at, kind, state, step, message, data)
-SELECT :run_id, :now, 'step', 'succeeded', :step, :summary,
+SELECT :run_id, :now, 'step', '{state}', :step, :summary,
        jsonb_build_object('progress', jsonb_build_array(run.progress_done, run.progress_total))
 FROM run
 """)
 
 
-_STEP_SUCCEEDED = _step_succeeded_sql(
-    "attempts = t.attempts + 1, result = :result, error = NULL, error_code = NULL", ", warnings = :warnings"
+_STEP_SUCCEEDED = _step_done_sql(
+    "succeeded",
+    ", attempts = t.attempts + 1, result = :result, error = NULL, error_code = NULL",
+    ", warnings = :warnings",
 ).bindparams(bindparam("run_id", type_=UUID), bindparam("result", type_=JSONB), bindparam("warnings", type_=JSONB))
 # A fan-out step succeeds through its fan-in, once all its items have.
-_FAN_OUT_SUCCEEDED = _step_succeeded_sql(
-    "attempts = greatest(t.attempts, 1), items_done = :items", ""
+_FAN_OUT_SUCCEEDED = _step_done_sql(
+    "succeeded", ", attempts = greatest(t.attempts, 1), items_done = :items"
 ).bindparams(bindparam("run_id", type_=UUID))
+# A step whose `when` is false: the summary says why.
+_STEP_SKIPPED = _step_done_sql("skipped").bindparams(bindparam("run_id", type_=UUID))
 
 _RUN_SUCCEEDED = text(f"""
 WITH {_COUNTS.format(run_values=", state = 'succeeded', finished_at = :now")}
@@ -315,32 +315,32 @@ FROM run
 """).bindparams(bindparam("run_id", type_=UUID), bindparam("step", type_=String), bindparam("items", type_=Integer))
 
 
+def _claim(row) -> Claim:
+    if row.outcome == "run":
+        return Claim("run", row.attempts, row_id=row.id)
+    if row.outcome == "done":
+        return Claim("done", row.attempts, row.result)
+    if row.outcome in ("busy", "failed"):
+        return Claim(row.outcome, row.attempts)
+    return Claim(row.outcome)
+
+
+def _claim_params(run_id: uuid.UUID, run_state: str, worker: str) -> dict[str, Any]:
+    at = now()
+    stale_before = at - timedelta(seconds=get_settings().heartbeat_timeout)
+    return {"run_id": run_id, "run_state": run_state, "worker": worker, "now": at, "stale_before": stale_before}
+
+
 def claim_step(
     session: Session, run_id: uuid.UUID, name: str, worker: str, *, needs_approval: bool = False
 ) -> Claim:
     run = lock_run_row(session, run_id)
-    if run.state != "cancelled":
-        row = session.execute(
-            _CLAIM_STEP,
-            {"run_id": run_id, "step": name, "worker": worker, "now": now(), "stale_before": _stale_before(),
-             "needs_approval": needs_approval},
-        ).one_or_none()
-        if row is not None:
-            return Claim("run", row.attempts, row_id=row.id)
-    # Not claimable: find out why (done, failed, busy, cancelled) or wait for approval.
-    step = session.execute(
-        select(steps.c.id, steps.c.state, steps.c.attempts, steps.c.result, steps.c.claimed_by,
-               steps.c.heartbeat_at, steps.c.items_total, steps.c.approved_at)
-        .where(steps.c.run_id == run_id, steps.c.name == name)
+    row = session.execute(
+        _CLAIM_STEP, {**_claim_params(run_id, run.state, worker), "step": name, "needs_approval": needs_approval}
     ).one()
-    if step.state == "awaiting_approval":
-        return Claim("awaiting_approval")
-    claim = _decide(step, run.state, worker, stale_before=_stale_before(), fan_out_parent=step.items_total is not None)
-    if claim.outcome != "run":
-        return claim
-    if not needs_approval or step.approved_at is not None:  # a heartbeat went stale just now: try again
-        return Claim("busy", step.attempts)
-    session.execute(update(steps).where(steps.c.id == step.id).values(state="awaiting_approval", claimed_by=None))
+    if row.outcome != "approval":
+        return _claim(row)
+    session.execute(update(steps).where(steps.c.id == row.id).values(state="awaiting_approval", claimed_by=None))
     session.execute(update(runs).where(runs.c.id == run_id).values(state="awaiting_approval"))
     add_event(session, run_id, "step", "awaiting_approval", step=name)
     add_event(session, run_id, "run", "awaiting_approval", message=f"step '{name}' waits for approval")
@@ -349,23 +349,11 @@ def claim_step(
 
 def claim_item(session: Session, run_id: uuid.UUID, name: str, index: int, worker: str) -> tuple[Claim, Any]:
     run = lock_run_row(session, run_id)
-    if run.state != "cancelled":
-        row = session.execute(
-            _CLAIM_ITEM,
-            {"run_id": run_id, "step": name, "index": index, "worker": worker, "now": now(),
-             "stale_before": _stale_before()},
-        ).one_or_none()
-        if row is not None:
-            return Claim("run", row.attempts, row_id=row.id), (row.value or {}).get("value")
-    item = session.execute(
-        select(items.c.state, items.c.attempts, items.c.result, items.c.claimed_by, items.c.heartbeat_at)
-        .join(steps, steps.c.id == items.c.step_id)
-        .where(steps.c.run_id == run_id, steps.c.name == name, items.c.index == index)
+    row = session.execute(
+        _CLAIM_ITEM, {**_claim_params(run_id, run.state, worker), "step": name, "index": index}
     ).one()
-    claim = _decide(item, run.state, worker, stale_before=_stale_before())
-    if claim.outcome == "run":  # claimable a moment ago: a heartbeat just went stale; try again
-        claim = Claim("busy", item.attempts)
-    return claim, None
+    claim = _claim(row)
+    return claim, (row.value or {}).get("value") if claim.outcome == "run" else None
 
 
 def heartbeat(session: Session, rows: list[tuple[str, uuid.UUID]]) -> None:
@@ -423,29 +411,38 @@ def _row(session: Session, run_id: uuid.UUID, name: str, index: int | None, *, l
     return step if index is None else get_item(session, step, index, lock=lock)
 
 
-def _with_warnings(current: list[str], warnings: list[str]) -> list[str]:
-    return [*current, *(w for w in dict.fromkeys(warnings) if w not in current)]
+def _succeeded(session: Session, statement, run_id: uuid.UUID, warnings: list[str], **values) -> None:
+    """A step or an item succeeded: the one statement, its warnings added to the run's."""
+    run = lock_run_row(session, run_id)
+    warnings = [*run.warnings, *(w for w in dict.fromkeys(warnings) if w not in run.warnings)]
+    session.execute(statement, {**values, "run_id": run_id, "now": now(), "warnings": warnings})
 
 
 def step_succeeded(
     session: Session, run_id: uuid.UUID, name: str, result: dict | None, warnings: list[str], summary: str | None
 ) -> None:
-    run = lock_run_row(session, run_id)
-    session.execute(
-        _STEP_SUCCEEDED,
-        {"run_id": run_id, "step": name, "result": result, "summary": summary, "now": now(),
-         "warnings": _with_warnings(run.warnings, warnings)},
-    )
+    _succeeded(session, _STEP_SUCCEEDED, run_id, warnings, step=name, result=result, summary=summary)
 
 
 def step_skipped(session: Session, run_id: uuid.UUID, name: str, reason: str) -> None:
-    run = lock_run(session, run_id)
-    step = get_step(session, run_id, name, lock=True)
-    step.state = "skipped"
-    step.summary = reason
-    step.finished_at = now()
-    refresh_progress(session, run)
-    add_event(session, run, "step", "skipped", step=name, message=reason)
+    lock_run_row(session, run_id)
+    session.execute(_STEP_SKIPPED, {"run_id": run_id, "step": name, "summary": reason, "now": now()})
+
+
+def _failed(
+    session: Session, run: Run, row: Step | StepItem, error: str, code: str, *, step: str,
+    item: int | None = None, count_attempt: bool = False,
+) -> None:
+    """A step or an item (`item`: its index) failed; `count_attempt`: by its own attempt."""
+    if count_attempt:
+        row.attempts += 1
+        _log_attempt(row, error, code, None)
+    row.state = "failed"
+    row.error, row.error_code = error, code
+    row.finished_at = now()
+    row.claimed_by = None
+    kind = "step" if item is None else "item"
+    add_event(session, run, kind, "failed", step=step, item=item, message=error, data={"code": code})
 
 
 def _fail_run(session: Session, run: Run, step_name: str, message: str) -> None:
@@ -463,26 +460,8 @@ def step_failed(
 ) -> None:
     run = lock_run(session, run_id)
     step = get_step(session, run_id, name, lock=True)
-    if count_attempt:
-        step.attempts += 1
-        _log_attempt(step, error, code, None)
-    step.state = "failed"
-    step.error, step.error_code = error, code
-    step.finished_at = now()
-    step.claimed_by = None
-    add_event(session, run, "step", "failed", step=name, message=error, data={"code": code})
+    _failed(session, run, step, error, code, step=name, count_attempt=count_attempt)
     _fail_run(session, run, name, f"step '{name}' failed: {error}")
-
-
-def step_cancelled(session: Session, run_id: uuid.UUID, name: str, index: int | None = None) -> None:
-    run = lock_run(session, run_id)
-    row = _row(session, run_id, name, index, lock=True)
-    if row.state in STEP_TERMINAL:
-        return
-    row.state = "cancelled"
-    row.claimed_by = None
-    row.finished_at = now()
-    add_event(session, run, "item" if index is not None else "step", "cancelled", step=name, item=index)
 
 
 # --- fan-out -------------------------------------------------------------------------------------
@@ -522,31 +501,17 @@ def item_succeeded(
 ) -> None:
     # Progress is counted up, not recounted: under the run's lock an item becomes succeeded exactly
     # once (resume and fan-out creation recount from the rows). A second success changes nothing.
-    run = lock_run_row(session, run_id)
-    session.execute(
-        _ITEM_SUCCEEDED,
-        {"run_id": run_id, "step": name, "index": index, "result": result, "now": now(),
-         "warnings": _with_warnings(run.warnings, warnings)},
-    )
+    _succeeded(session, _ITEM_SUCCEEDED, run_id, warnings, step=name, index=index, result=result)
 
 
 def item_failed(session: Session, run_id: uuid.UUID, name: str, index: int, error: str, code: str) -> str:
     run = lock_run(session, run_id)
     step = get_step(session, run_id, name, lock=True)
     item = get_item(session, step, index, lock=True)
-    item.attempts += 1
-    _log_attempt(item, error, code, None)
-    item.state = "failed"
-    item.error, item.error_code = error, code
-    item.finished_at = now()
-    item.claimed_by = None
+    _failed(session, run, item, error, code, step=name, item=index, count_attempt=True)
     step.items_failed = _count_items(session, step, "failed")
     message = f"item {index} ({item.key}): {error}"
-    add_event(session, run, "item", "failed", step=name, item=index, message=error, data={"code": code})
-    step.state = "failed"
-    step.error, step.error_code = message, code
-    step.finished_at = now()
-    add_event(session, run, "step", "failed", step=name, message=message, data={"code": code})
+    _failed(session, run, step, message, code, step=name)
     _fail_run(session, run, name, f"step '{name}' failed: {message}")
     return message
 
@@ -601,10 +566,7 @@ def fail_run(session: Session, run_id: uuid.UUID, step_name: str | None, message
     if step_name:
         step = get_step(session, run_id, step_name, lock=True)
         if step.state not in STEP_TERMINAL:
-            step.state = "failed"
-            step.error, step.error_code = message, "worker"
-            step.finished_at = now()
-            add_event(session, run, "step", "failed", step=step_name, message=message)
+            _failed(session, run, step, message, "worker", step=step_name)
     _fail_run(session, run, step_name or "", message)
 
 

@@ -145,7 +145,7 @@ def test_runs_and_run_as_json_and_text(cli, client, workers, tmp_path):
     assert shown.returncode == 0, shown.stderr
     run = json.loads(shown.stdout)
     assert run == client.get(f"/runs/{run_id}").json()
-    assert [s["name"] for s in run["steps"]] == ["store", "convert", "parse", "transform", "upload_image", "publish"]
+    assert [s["name"] for s in run["steps"]] == ["store", "to_docx", "parse", "transform", "upload_image", "publish"]
 
     text = cli("run", run_id)
     assert text.returncode == 0, text.stderr

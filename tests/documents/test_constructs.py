@@ -12,7 +12,7 @@ import docx
 import pytest
 from docx.enum.text import WD_BREAK
 
-from app.documents import convert, image_placeholder, placeholder_keys, resolve_images
+from app.documents import image_placeholder, placeholder_keys, resolve_images, word_to_article
 from tests.documents.builders import (
     abstract_num,
     inline_image,
@@ -30,7 +30,7 @@ from tests.documents.builders import (
 
 
 def html_of(data: bytes) -> str:
-    return convert(data).html
+    return word_to_article(data).html
 
 
 # --- headings and title ----------------------------------------------------------------------
@@ -42,7 +42,7 @@ def test_headings_by_style_name():
     document.add_heading("Section", level=2)
     document.add_heading("Detail", level=3)
     document.add_paragraph("Body.")
-    result = convert(python_docx_bytes(document))
+    result = word_to_article(python_docx_bytes(document))
     assert "<h1>Chapter</h1>" in result.html
     assert "<h2>Section</h2>" in result.html
     assert "<h3>Detail</h3>" in result.html
@@ -83,7 +83,7 @@ def test_title_from_title_paragraph_is_taken_out_of_the_body():
     document = docx.Document()
     document.add_heading("The Big Story", level=0)  # the "Title" style
     document.add_paragraph("Lead paragraph.")
-    result = convert(python_docx_bytes(document))
+    result = word_to_article(python_docx_bytes(document))
     assert result.title == "The Big Story"
     assert "Big Story" not in result.html
     assert result.report.constructs["title"] == 1
@@ -93,9 +93,9 @@ def test_title_from_core_properties_then_first_heading():
     document = docx.Document()
     document.core_properties.title = "From the properties"
     document.add_heading("First heading", level=1)
-    assert convert(python_docx_bytes(document)).title == "From the properties"
+    assert word_to_article(python_docx_bytes(document)).title == "From the properties"
     document.core_properties.title = ""
-    assert convert(python_docx_bytes(document)).title == "First heading"
+    assert word_to_article(python_docx_bytes(document)).title == "First heading"
 
 
 # --- paragraphs and inline formatting --------------------------------------------------------
@@ -147,7 +147,7 @@ def test_marks_nest_across_runs_and_character_styles_count():
 def test_empty_paragraphs_are_dropped():
     html = html_of(build(p("one") + p("") + p("   ") + p(runs="<w:r><w:br/></w:r>") + p("two")))
     assert html == "<p>one</p>\n<p>two</p>"
-    assert convert(build(p("one") + p("   "))).report.dropped["empty_paragraph"] == 1
+    assert word_to_article(build(p("one") + p("   "))).report.dropped["empty_paragraph"] == 1
 
 
 # --- links and fields ------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_link_to_a_missing_bookmark_keeps_its_text():
     ],
 )
 def test_unsafe_link_targets_are_removed_but_text_kept(url):
-    result = convert(
+    result = word_to_article(
         build(p(runs=f'<w:hyperlink r:id="rId9">{r("click")}</w:hyperlink>'), links={"rId9": url})
     )
     assert result.html == "<p>click</p>"
@@ -347,7 +347,7 @@ def test_inline_and_anchored_images_with_alt_and_size():
     body = p(
         runs=r("before ") + inline_image("rIdimage1.png", alt="A red box", cx=9525 * 80, cy=9525 * 40)
     ) + p(runs=r("text ") + inline_image("rIdimage2.png", alt="Blue", anchor=True))
-    result = convert(build(body, media={"image1.png": image, "image2.png": other}))
+    result = word_to_article(build(body, media={"image1.png": image, "image2.png": other}))
     key = hashlib.sha256(image).hexdigest() + ".png"
     assert f'<img src="{image_placeholder(key)}" alt="A red box" width="80" height="40">' in result.html
     assert [img.key for img in result.images] == [key, hashlib.sha256(other).hexdigest() + ".png"]
@@ -365,7 +365,7 @@ def test_inline_and_anchored_images_with_alt_and_size():
 def test_same_image_twice_is_one_file():
     image = png()
     body = p(runs=inline_image("rIdimage1.png")) + p(runs=r("x") + inline_image("rIdimage2.png"))
-    result = convert(build(body, media={"image1.png": image, "image2.png": image}))
+    result = word_to_article(build(body, media={"image1.png": image, "image2.png": image}))
     assert len(result.images) == 1
     assert result.html.count(image_placeholder(result.images[0].key)) == 2
 
@@ -381,7 +381,7 @@ def test_caption_makes_a_figure_with_figcaption():
     body = p(runs=inline_image("rIdimage1.png", alt="Chart")) + p(
         runs=r("Figure ") + seq + r(": Sales"), style="Caption"
     )
-    result = convert(build(body, styles=styles, media={"image1.png": png()}))
+    result = word_to_article(build(body, styles=styles, media={"image1.png": png()}))
     key = result.images[0].key
     assert result.html == (
         f'<figure><img src="{image_placeholder(key)}" alt="Chart" width="100" height="50">'
@@ -408,13 +408,13 @@ def test_linked_external_image_is_left_out_and_reported():
         '<a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/picture"><pic:pic><pic:blipFill>'
         '<a:blip r:link="rId9"/></pic:blipFill></pic:pic></a:graphicData></a:graphic></wp:inline></w:drawing></w:r>'
     )
-    result = convert(build(body, links={"rId9": "http://example.com/x.png"}))
+    result = word_to_article(build(body, links={"rId9": "http://example.com/x.png"}))
     assert result.images == [] and result.report.dropped["linked_image"] == 1
 
 
 def test_emf_without_libreoffice_is_reported():
     emf = b"\x01\x00\x00\x00" + b"\0" * 36 + b" EMF" + b"\0" * 60
-    result = convert(build(p(runs=r("see ") + inline_image("rIdimage1.emf")), media={"image1.emf": emf}))
+    result = word_to_article(build(p(runs=r("see ") + inline_image("rIdimage1.emf")), media={"image1.emf": emf}))
     assert result.html == "<p>see</p>"
     assert result.images == []
     assert result.report.dropped["vector_image"] == 1
@@ -423,7 +423,7 @@ def test_emf_without_libreoffice_is_reported():
 
 def test_wmf_warning_reads_a_wmf():
     wmf = b"\x01\x00\x09\x00" + b"\0" * 60  # a WMF without the placeable header
-    result = convert(build(p(runs=r("see ") + inline_image("rIdimage1.wmf")), media={"image1.wmf": wmf}))
+    result = word_to_article(build(p(runs=r("see ") + inline_image("rIdimage1.wmf")), media={"image1.wmf": wmf}))
     assert result.report.dropped["vector_image"] == 1
     assert any(w.startswith("a WMF image was left out") for w in result.report.warnings)
 
@@ -445,7 +445,7 @@ def test_footnotes_and_endnotes_become_linked_notes_at_the_end():
         + r(" and more")
         + '<w:r><w:endnoteReference w:id="1"/></w:r>'
     )
-    result = convert(build(body, footnotes=FOOTNOTES, endnotes=ENDNOTES))
+    result = word_to_article(build(body, footnotes=FOOTNOTES, endnotes=ENDNOTES))
     assert result.html == (
         '<p>Claim<sup><a href="#fn-1" id="fnref-1">1</a></sup> and more<sup><a href="#fn-2" id="fnref-2">2</a></sup></p>\n'
         '<section class="footnotes"><ol><li id="fn-1"><p>A footnote. <a href="#fnref-1">↩</a></p></li>'
@@ -477,7 +477,7 @@ def test_text_box_content_follows_its_paragraph():
         + p("Inside the box")
         + "</w:txbxContent></v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent></w:r>"
     )
-    result = convert(build(p(runs=r("Main text") + box) + p("after")))
+    result = word_to_article(build(p(runs=r("Main text") + box) + p("after")))
     assert result.html == "<p>Main text</p>\n<p>Inside the box</p>\n<p>after</p>"
     assert result.report.constructs["text_box"] == 1
 
@@ -499,7 +499,7 @@ def test_tracked_changes_are_accepted():
         + '<w:del w:id="4" w:author="a"><w:p><w:r><w:delText>gone</w:delText></w:r></w:p></w:del>'
     )
     body += '<w:p><w:moveFrom w:id="5" w:author="a">' + r("moved away") + "</w:moveFrom></w:p>"
-    result = convert(build(body))
+    result = word_to_article(build(body))
     assert result.html == "<p>Kept inserted end.</p>\n<p>Joined paragraphs.</p>"
     assert result.report.constructs["tracked_change"] >= 4
     assert any("tracked changes" in w for w in result.report.warnings)
@@ -511,7 +511,7 @@ def test_comments_are_dropped_and_counted():
         runs='<w:commentRangeStart w:id="0"/>' + r("Text") + '<w:commentRangeEnd w:id="0"/>'
         '<w:r><w:commentReference w:id="0"/></w:r>'
     )
-    result = convert(build(body, comments=comments))
+    result = word_to_article(build(body, comments=comments))
     assert result.html == "<p>Text</p>"
     assert result.report.dropped["comment"] == 1
     assert "Fix this" not in result.text
@@ -523,7 +523,7 @@ def test_equations_become_mathml_and_are_reported():
         "<m:sSup><m:e><m:r><m:t>x</m:t></m:r></m:e><m:sup><m:r><m:t>2</m:t></m:r></m:sup></m:sSup></m:oMath>"
     )
     body = p(runs=r("Half: ") + fraction) + f"<w:p><m:oMathPara>{fraction}</m:oMathPara></w:p>"
-    result = convert(build(body))
+    result = word_to_article(build(body))
     assert "<math><mrow><mrow><mfrac><mrow><mi>a</mi></mrow><mrow><mn>2</mn></mrow></mfrac>" in result.html
     assert '<math display="block">' in result.html
     assert "<msup><mrow><mi>x</mi></mrow><mrow><mn>2</mn></mrow></msup>" in result.html
@@ -550,7 +550,7 @@ def test_content_controls_and_smart_tags_keep_their_content():
             + "</w:customXml>"
         )
     )
-    result = convert(build(body))
+    result = word_to_article(build(body))
     assert result.html == "<p>Block control</p>\n<p>Call inline control Paris now</p>"
     assert result.report.constructs["content_control"] == 2
 
@@ -572,7 +572,7 @@ def test_core_properties_metadata():
     props.keywords, props.comments, props.language = "budget; city, 2025", "Summary text", "en-GB"
     props.created = dt.datetime(2024, 5, 1, 9, 30)
     document.add_paragraph("x")
-    meta = convert(python_docx_bytes(document)).metadata
+    meta = word_to_article(python_docx_bytes(document)).metadata
     assert (meta.title, meta.subject, meta.author) == ("Budget", "City finances", "Ann Editor")
     assert meta.keywords == ["budget", "city", "2025"]
     assert (meta.description, meta.language) == ("Summary text", "en-GB")
@@ -587,7 +587,7 @@ def test_block_markup_for_core_blocks():
     document.add_paragraph("one", style="List Number")
     table = document.add_table(rows=1, cols=1)
     table.cell(0, 0).text = "cell"
-    blocks = convert(python_docx_bytes(document)).blocks
+    blocks = word_to_article(python_docx_bytes(document)).blocks
     assert (
         '<!-- wp:heading -->\n<h2 class="wp-block-heading">Heading two</h2>\n<!-- /wp:heading -->' in blocks
     )
@@ -613,7 +613,7 @@ def test_block_markup_for_core_blocks():
 
 def test_list_start_and_type_in_blocks():
     body = li("c", 3) + li("sub", 2, 1)
-    blocks = convert(build(body, numbering=NUMBERING)).blocks
+    blocks = word_to_article(build(body, numbering=NUMBERING)).blocks
     assert '<!-- wp:list {"ordered":true,"start":5} -->\n<ol start="5" class="wp-block-list">' in blocks
 
 
@@ -629,7 +629,7 @@ def test_sanitizer_keeps_only_the_allow_list():
 
 def test_markup_characters_in_text_stay_text():
     text = escape("<script>alert('x')</script> & <!-- wp:html --> done")
-    result = convert(build(p(text)))
+    result = word_to_article(build(p(text)))
     assert "<script" not in result.html and "<script" not in result.blocks
     assert "&lt;script&gt;" in result.html
     assert result.blocks.count("<!--") == 2  # only our own block delimiters
@@ -637,7 +637,7 @@ def test_markup_characters_in_text_stay_text():
 
 
 def test_placeholders_resolve_to_stored_urls():
-    result = convert(build(p(runs=inline_image("rIdimage1.png")), media={"image1.png": png()}))
+    result = word_to_article(build(p(runs=inline_image("rIdimage1.png")), media={"image1.png": png()}))
     key = result.images[0].key
     assert placeholder_keys(result.html) == [key] == placeholder_keys(result.blocks)
     assert f'src="https://cdn.example/{key}"' in resolve_images(
@@ -667,7 +667,7 @@ def test_strict_ooxml_is_read():
 
 
 def test_summary_is_json_ready():
-    result = convert(build(p("hello world"), media={}))
+    result = word_to_article(build(p("hello world"), media={}))
     summary = result.summary()
     json.dumps(summary)
     assert summary["words"] == 2
@@ -682,6 +682,6 @@ def test_form_checkboxes_show_their_state():
             '<w:r><w:fldChar w:fldCharType="end"/></w:r>'
         )
 
-    result = convert(build(p(runs=r("yes ") + box(True) + r(" no ") + box(False))))
+    result = word_to_article(build(p(runs=r("yes ") + box(True) + r(" no ") + box(False))))
     assert result.html == "<p>yes ☒ no ☐</p>"
     assert result.report.constructs["checkbox"] == 2

@@ -19,7 +19,7 @@ from app.core.errors import (
     InvalidDocument,
     LimitExceeded,
 )
-from app.documents import Limits, convert, detect_kind
+from app.documents import Limits, detect_kind, word_to_article
 from tests.documents.builders import NS, docx, inline_image, ole2, p, png_header_only, word_fib
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "poi"
@@ -36,7 +36,7 @@ class Timer:
 
 def fails_fast(data: bytes, error: type[CopydeskError], match: str, seconds: float = 5.0, **kwargs):
     with Timer() as timer, pytest.raises(error, match=match) as caught:
-        convert(data, "manuscript.docx", **kwargs)
+        word_to_article(data, "manuscript.docx", **kwargs)
     assert timer.seconds < seconds
     assert "\n" not in caught.value.message
     return caught.value
@@ -106,7 +106,7 @@ def test_entity_attack_in_an_optional_part_is_ignored_with_a_warning():
     data = zip_of(
         {**_entries(data), "word/styles.xml": styles_attack, "word/_rels/document.xml.rels": _styles_rels()}
     )
-    result = convert(data)
+    result = word_to_article(data)
     assert result.html == "<p>safe text</p>"
     assert any("styles" in w for w in result.report.warnings)
     assert "root:" not in result.text
@@ -172,7 +172,7 @@ def test_hundred_megapixel_image_is_left_out_with_a_warning():
         p("text") + p(runs=inline_image("rIdhuge.png")), media={"huge.png": png_header_only(10_000, 10_000)}
     )
     with Timer() as timer:
-        result = convert(data)
+        result = word_to_article(data)
     assert timer.seconds < 2
     assert result.html == "<p>text</p>"
     assert result.images == []
@@ -181,7 +181,7 @@ def test_hundred_megapixel_image_is_left_out_with_a_warning():
 
 
 def test_damaged_image_is_left_out_with_a_warning():
-    result = convert(
+    result = word_to_article(
         docx(p(runs=inline_image("rIdbad.png")) + p("after"), media={"bad.png": b"\x89PNG not really"})
     )
     assert result.html == "<p>after</p>"
@@ -191,7 +191,7 @@ def test_damaged_image_is_left_out_with_a_warning():
 def test_five_thousand_paragraphs_convert_quickly():
     body = "".join(p(f"Paragraph number {i} of a long manuscript.") for i in range(5000))
     with Timer() as timer:
-        result = convert(docx(body))
+        result = word_to_article(docx(body))
     assert timer.seconds < 5
     assert result.html.count("<p>") == 5000
     assert result.text.count("\n") == 4999
@@ -206,7 +206,7 @@ def test_deeply_nested_tables_are_cut_with_a_warning():
     for _ in range(40):
         body = f"<w:tbl><w:tr><w:tc>{body}</w:tc></w:tr></w:tbl>"
     with Timer() as timer:
-        result = convert(docx(body))
+        result = word_to_article(docx(body))
     assert timer.seconds < 2
     assert result.report.dropped["nested_too_deep"] == 1
 
@@ -219,7 +219,7 @@ def test_xml_nested_past_the_parser_limit_fails_cleanly():
 def test_unclosed_fields_do_not_grow_without_bound():
     runs = '<w:r><w:fldChar w:fldCharType="begin"/></w:r>' * 50_000 + "<w:r><w:t>text</w:t></w:r>"
     with Timer() as timer:
-        convert(docx(p(runs=runs) + p("after")))
+        word_to_article(docx(p(runs=runs) + p("after")))
     assert timer.seconds < 3
 
 
@@ -232,7 +232,7 @@ def test_real_hostile_files_fail_cleanly():
             continue
         with Timer() as timer:
             try:
-                convert(path.read_bytes(), path.name)
+                word_to_article(path.read_bytes(), path.name)
             except CopydeskError as exc:
                 assert "exception" not in exc.details, f"{path.name}: unexpected {exc.details}"
         assert timer.seconds < 10, f"{path.name} took {timer.seconds:.1f}s"

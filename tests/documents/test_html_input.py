@@ -10,7 +10,7 @@ import re
 import pytest
 
 from app.core.errors import InvalidDocument
-from app.documents import convert, convert_html, from_html, image_placeholder
+from app.documents import word_to_article, convert_html, from_html, image_placeholder
 from app.documents.html_input import parse_html, serialize
 from tests.documents.builders import abstract_num, inline_image, li, num, p, png, r, structured_manuscript, style
 from tests.documents.builders import docx as build
@@ -76,7 +76,7 @@ def rich_document() -> bytes:
 
 @pytest.mark.parametrize("data", [rich_document(), structured_manuscript("Harbour", PNG)], ids=["rich", "structured"])
 def test_the_converters_html_read_back_gives_the_converters_outputs(data):
-    converted = convert(data)
+    converted = word_to_article(data)
     back = from_html(converted.html)
     assert back.html == converted.html
     assert back.blocks == converted.blocks  # the one block writer, the same blocks
@@ -85,7 +85,7 @@ def test_the_converters_html_read_back_gives_the_converters_outputs(data):
 
 
 def test_what_the_rich_document_holds():
-    blocks = from_html(convert(rich_document()).html).blocks
+    blocks = from_html(word_to_article(rich_document()).html).blocks
     assert names(blocks) == [
         "paragraph", "html", "heading", "table", "html", "list", "list-item", "list-item", "code", "footnotes"
     ]  # fmt: skip
@@ -99,7 +99,7 @@ def test_what_the_rich_document_holds():
 
 
 def test_an_edit_keeps_the_structure_and_says_the_new_words():
-    converted = convert(structured_manuscript("Harbour", PNG))
+    converted = word_to_article(structured_manuscript("Harbour", PNG))
     edited = converted.html.replace("In order to save", "To save").replace("Steel pipes", "Pipes of steel")
     back = from_html(edited)
     assert names(back.blocks) == names(converted.blocks)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from app.core.errors import DependencyMissing, EncryptedDocument, InvalidDocument, TimedOut
-from app.documents import LibreOffice, convert, detect_kind, docs_to_docx
+from app.documents import LibreOffice, detect_kind, docs_to_docx, word_to_article
 from app.documents.legacy import doc_to_docx
 from tests.documents.builders import docx as build
 from tests.documents.builders import inline_image, ole2, p, png, python_docx_bytes, r, word_fib
@@ -76,7 +76,7 @@ def legacy_files(soffice, tmp_path_factory) -> dict[str, bytes]:
 def test_doc_converts_through_libreoffice(legacy_files, soffice):
     data = legacy_files["one.doc"]
     assert detect_kind(data, "one.doc") == "doc"
-    result = convert(data, "one.doc", libreoffice=LibreOffice(soffice))
+    result = word_to_article(data, "one.doc", libreoffice=LibreOffice(soffice))
     assert "<h1>First manuscript</h1>" in result.html
     assert "<strong>bold</strong>" in result.html
     assert "<ul><li>first point</li></ul>" in result.html
@@ -99,8 +99,8 @@ def test_batch_converts_good_files_and_reports_bad_ones(legacy_files, soffice):
     start = time.perf_counter()
     results = docs_to_docx(batch, soffice=soffice, timeout=120, filenames=names)
     elapsed = time.perf_counter() - start
-    assert "Second manuscript" in convert(results[1]).html
-    assert convert(results[0]).title == "First manuscript"
+    assert "Second manuscript" in word_to_article(results[1]).html
+    assert word_to_article(results[0]).title == "First manuscript"
     assert (
         isinstance(results[2], InvalidDocument) and "letter.doc is not a Word document" in results[2].message
     )
@@ -133,7 +133,7 @@ def test_emf_picture_becomes_a_cropped_png(legacy_files, soffice):
     data = build(
         p(runs=r("chart: ") + inline_image("rIdimage1.emf", alt="Blue box")), media={"image1.emf": emf}
     )
-    result = convert(data, libreoffice=LibreOffice(soffice))
+    result = word_to_article(data, libreoffice=LibreOffice(soffice))
     assert len(result.images) == 1
     image = result.images[0]
     assert image.content_type == "image/png" and image.key.endswith(".png")

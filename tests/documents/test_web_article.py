@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image as PILImage
 
-from app.documents import convert
+from app.documents import word_to_article
 from app.documents.featured import choose_featured_image
 from app.documents.words import cut_at_word, sentences, word_count, words
 from tests.documents.builders import docx, inline_image, p, png, png_header_only, r, style
@@ -72,7 +72,7 @@ def toc_document(*, as_field: bool) -> bytes:
 
 @pytest.mark.parametrize("as_field", [False, True], ids=["w:hyperlink", "HYPERLINK field"])
 def test_a_table_of_contents_and_page_numbers_are_left_out_and_reported(as_field):
-    result = convert(toc_document(as_field=as_field))
+    result = word_to_article(toc_document(as_field=as_field))
     assert result.html == (
         '<h1 id="_Toc1">Introduction</h1>\n<p>Copydesk turns manuscripts into posts.</p>\n'
         '<h1 id="_Toc2">Getting started</h1>\n<p>As said on page , it is simple.</p>'
@@ -93,7 +93,7 @@ def test_a_table_of_contents_and_page_numbers_are_left_out_and_reported(as_field
 def test_a_table_of_contents_in_a_content_control_goes_with_its_heading():
     gallery = '<w:sdtPr><w:docPartObj><w:docPartGallery w:val="Table of Contents"/></w:docPartObj></w:sdtPr>'
     toc = f"<w:sdt>{gallery}<w:sdtContent>{p('Table of Contents', 'TOCHeading')}{p('Intro 1', 'TOC1')}</w:sdtContent></w:sdt>"
-    result = convert(docx(p("Contents", "Heading1") + toc + p("The story."), styles=STYLES))
+    result = word_to_article(docx(p("Contents", "Heading1") + toc + p("The story."), styles=STYLES))
     assert result.html == "<p>The story.</p>"
     assert result.report.dropped_text_chars == len("Contents") + len("Table of Contents") + len("Intro 1")
 
@@ -102,7 +102,7 @@ def test_no_field_result_is_glued_to_the_text_beside_it():
     # A link inside a link (a REF with \h in a HYPERLINK field) after a tab: "Chapter 3", not "Chapter3".
     nested = field('HYPERLINK "https://example.org/"', r("Chapter") + "<w:r><w:tab/></w:r>" + field("REF _Ref1 \\h", r("3")))
     spaced = '<w:hyperlink w:anchor="x">' + r(" inside ") + "</w:hyperlink>"
-    result = convert(docx(p(runs=r("See ") + nested + r(" and") + spaced + r("after."))))
+    result = word_to_article(docx(p(runs=r("See ") + nested + r(" and") + spaced + r("after."))))
     text = result.text
     assert "Chapter 3" in text and "Chapter3" not in text
     assert "and inside after." in text
@@ -120,7 +120,7 @@ def test_a_text_box_in_an_older_namespace_is_reported_not_lost():
         f'<o2:txbxContent xmlns:o2="{OLD_WORD}"><o2:p><o2:r><o2:t>Old text box story</o2:t></o2:r></o2:p>'
         "</o2:txbxContent></v:textbox></v:shape></w:pict></w:r>"
     )
-    result = convert(docx(p(runs=r("Before the box.") + old_box)))
+    result = word_to_article(docx(p(runs=r("Before the box.") + old_box)))
     assert result.text == "Before the box."
     assert result.report.dropped["unknown_element"] == 1
     assert result.report.dropped_text_chars == len("Old text box story")
@@ -132,7 +132,7 @@ def test_a_vml_text_box_is_read():
         '<w:r><w:pict><v:shape style="width:200pt;height:50pt"><v:textbox><w:txbxContent>'
         f"{p('Inside the box.')}</w:txbxContent></v:textbox></v:shape></w:pict></w:r>"
     )
-    result = convert(docx(p(runs=r("Anchor.") + box)))
+    result = word_to_article(docx(p(runs=r("Anchor.") + box)))
     assert "Inside the box." in result.text and result.report.dropped_text_chars == 0
 
 
@@ -149,7 +149,7 @@ def test_alternate_content_counts_once_and_an_unreadable_choice_is_reported():
         '<mc:AlternateContent><mc:Choice Requires="w99">'
         f"{p('From a future Word.')}</mc:Choice></mc:AlternateContent>"
     )
-    result = convert(docx(p(runs=r("Anchor.") + readable) + future))
+    result = word_to_article(docx(p(runs=r("Anchor.") + readable) + future))
     assert result.text.count("Shown once.") == 1 and "future" not in result.text
     assert result.report.dropped_text_chars == len("From a future Word.")
     assert any("AlternateContent (requires w99)" in w for w in result.report.warnings)
@@ -157,12 +157,12 @@ def test_alternate_content_counts_once_and_an_unreadable_choice_is_reported():
 
 def test_an_unknown_wrapper_is_read_through():
     wrapped = f'<x:section xmlns:x="urn:example:wrapper">{p("Wrapped paragraph.")}</x:section>'
-    result = convert(docx(p("First.") + wrapped))
+    result = word_to_article(docx(p("First.") + wrapped))
     assert result.text == "First.\nWrapped paragraph." and result.report.dropped_text_chars == 0
 
 
 def test_hidden_text_is_left_out_and_counted():
-    result = convert(docx(p(runs=r("Shown. ") + r("Secret note.", "<w:vanish/>"))))
+    result = word_to_article(docx(p(runs=r("Shown. ") + r("Secret note.", "<w:vanish/>"))))
     assert result.text == "Shown."
     assert result.report.dropped["hidden_text"] == 1 and result.report.dropped_text_chars == len("Secret note.")
 
@@ -179,7 +179,7 @@ def test_alt_text_that_word_generated_is_treated_as_missing():
         + p(runs=inline_image("rIdimage3.png", alt="The new town hall at night"))
     )
     media = {"image1.png": png(color=(1, 2, 3)), "image2.png": png(color=(4, 5, 6)), "image3.png": png()}
-    result = convert(docx(body, media=media))
+    result = word_to_article(docx(body, media=media))
     first, second, third = result.images
     assert (first.alt, second.alt, third.alt) == ("", "", "The new town hall at night")
     assert "automatically" not in result.html and 'alt=""' in result.html
@@ -206,7 +206,7 @@ def test_the_featured_image_is_the_largest_that_fits_not_the_first():
         "small.png": png_header_only(250, 200),
     }
     body = "".join(p(runs=inline_image(f"rId{name}")) for name in media) + p("A story with pictures.")
-    result = convert(docx(body, media=media))
+    result = word_to_article(docx(body, media=media))
     assert [(i.width, i.height) for i in result.images][:2] == [(1, 1), (7, 11)]
     assert (result.featured_image.width, result.featured_image.height) == (640, 480)
     assert result.summary()["featured_image"] == {"name": result.featured_image.key, "width": 640, "height": 480}
@@ -215,14 +215,14 @@ def test_the_featured_image_is_the_largest_that_fits_not_the_first():
 def test_no_featured_image_when_none_qualifies_and_the_report_says_so():
     media = {"spacer.gif": gif_1x1(), "strip.png": png_header_only(716, 22)}
     body = "".join(p(runs=inline_image(f"rId{name}")) for name in media)
-    result = convert(docx(body, media=media))
+    result = word_to_article(docx(body, media=media))
     assert result.featured_image is None and result.summary()["featured_image"] is None
     assert any(w.startswith("no featured image: none of the 2 image(s)") for w in result.report.warnings)
 
 
 def test_a_featured_image_named_by_the_sender_wins():
     media = {"strip.png": png_header_only(716, 22), "photo.png": png_header_only(640, 480)}
-    result = convert(docx("".join(p(runs=inline_image(f"rId{name}")) for name in media), media=media))
+    result = word_to_article(docx("".join(p(runs=inline_image(f"rId{name}")) for name in media), media=media))
     strip = result.images[0]
     assert choose_featured_image(result.images, "1").image is strip
     assert choose_featured_image(result.images, strip.sha256[:10]).image is strip

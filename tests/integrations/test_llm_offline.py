@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from app.documents.convert import convert
+from app.documents.convert import word_to_article
 from app.documents.result import placeholder_keys
 from app.integrations.llm import (
     EditRequest,
@@ -71,7 +71,7 @@ def press_release_docx() -> bytes:
 
 
 def request_from_docx(data: bytes, **changes) -> tuple[EditRequest, object]:
-    converted = convert(data, "manuscript.docx")
+    converted = word_to_article(data, "manuscript.docx")
     fields = dict(
         html=converted.html,
         text=converted.text,

@@ -154,10 +154,10 @@ def test_a_dropped_id_is_complained_about(llm_server, make_openai_editor):
 
 
 def test_a_converted_word_document(llm_server, make_openai_editor):
-    from app.documents.convert import convert
+    from app.documents.convert import word_to_article
     from tests.integrations.test_llm_offline import press_release_docx
 
-    converted = convert(press_release_docx(), "press.docx")
+    converted = word_to_article(press_release_docx(), "press.docx")
     request = EditRequest(
         html=converted.html, text=converted.text, title=converted.title, keywords=converted.metadata.keywords
     )

@@ -19,7 +19,6 @@ from app.integrations.mailbox import (
     ensure_folders,
     find_by_message_id,
     mark,
-    mark_seen,
     move,
     poll,
 )
@@ -428,6 +427,10 @@ def test_move_creates_a_missing_target_folder(dovecot, imap_user, mailbox_config
     uid = dovecot.deliver(imap_user, docx_message("x"))
     assert move(mailbox_config, uid, "Archive/2026") == [uid]
     assert dovecot.status(imap_user, "Archive/2026")["messages"] == 1
+
+
+def mark_seen(config, uids, *, seen: bool = True) -> list[int]:
+    return mark(config, uids, [r"\Seen"], value=seen)
 
 
 def test_mark_seen_and_unseen(dovecot, imap_user, mailbox_config):

@@ -29,6 +29,7 @@ from app.integrations.wordpress.content import (
     with_marker,
 )
 from app.integrations.wordpress.publisher import upload_filename
+from tests.fixtures.wordpress import site_from_env
 
 URL = "https://storage.test/media/ab/abc.png?x=1&y=2"
 MEDIA = {URL: MediaRef(42, "https://site.test/wp-content/uploads/2026/01/photo.png")}
@@ -132,9 +133,9 @@ def test_site_settings():
         "WP_IMPORT_IMAGES": "no",
         "WP_BODY_FORMAT": "html",
     }
-    site = WordPressSite.from_env(env)
+    site = site_from_env(env)
     assert site is not None and site.import_images is False and site.body_format == "html"
-    assert WordPressSite.from_env({}) is None
+    assert site_from_env({}) is None
 
 
 def test_retry_after_parsing():

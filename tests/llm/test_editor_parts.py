@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.errors import RateLimited, ServiceUnavailable
-from app.documents import convert
+from app.documents import word_to_article
 from app.integrations.llm import CachedEditor, EditRequest, MemoryEditCache, OfflineEditor, diff_html, markup
 from tests.llm.documents import press_release, sectioned
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.llm
 
 
 def sectioned_request(seed: int) -> EditRequest:
-    converted = convert(sectioned(seed)[0], "districts.docx")
+    converted = word_to_article(sectioned(seed)[0], "districts.docx")
     return EditRequest(html=converted.html, text=converted.text, title=converted.title)
 
 
@@ -81,7 +81,7 @@ def test_a_leading_heading_that_becomes_the_title_is_not_repeated_in_the_body(ll
 
 
 def test_the_diff_shows_an_image_dropped_from_a_figure():
-    converted = convert(press_release(14)[0], "press.docx")
+    converted = word_to_article(press_release(14)[0], "press.docx")
     original = OfflineEditor().edit(EditRequest(html=converted.html, text="", title=converted.title)).html
     without_image = original.replace(original[original.rindex("<figure>") :], "")
     changes = diff_html(original, without_image)

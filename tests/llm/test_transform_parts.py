@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from app.core.errors import ConfigurationError
-from app.documents import convert
+from app.documents import word_to_article
 from app.integrations.llm import OfflineEditor, EditRequest, markup
 from app.tasks.steps.transform import _blocks, edit_options
 from tests.llm.documents import press_release
@@ -66,7 +66,7 @@ def test_a_wrong_option_names_its_layer_and_key(layers, message):
 
 def test_the_converters_blocks_are_published_only_when_the_text_was_not_rewritten():
     data, title = press_release(1)
-    converted = convert(data, "press.docx")
+    converted = word_to_article(data, "press.docx")
     assert converted.blocks.startswith("<!-- wp:heading")
     unchanged = OfflineEditor().edit(EditRequest(html=converted.html, text=converted.text, title=title))
     blocks = _blocks(converted.html, converted.blocks, unchanged.html, [title, unchanged.title])
@@ -91,7 +91,7 @@ def test_a_leading_heading_block_goes_only_when_it_repeats_the_title():
 def test_the_postgres_edit_cache_reads_what_it_wrote_and_upserts(stack_env):
     from app.core.db import session_scope
     from app.models import LlmCache
-    from app.tasks.llm_cache import PostgresEditCache
+    from app.services.llm_cache import PostgresEditCache
 
     cache, key = PostgresEditCache(), f"test:{uuid.uuid4().hex}"
     assert cache.get(key) is None

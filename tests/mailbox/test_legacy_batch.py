@@ -39,7 +39,7 @@ def test_legacy_attachments_of_one_poll_are_converted_in_one_batch(make_source, 
     assert row.state == "processed"
     with session_scope() as session:
         converts = session.execute(
-            select(Step).where(Step.run_id.in_([uuid.UUID(str(r.id)) for r in found]), Step.name == "convert")
+            select(Step).where(Step.run_id.in_([uuid.UUID(str(r.id)) for r in found]), Step.name == "to_docx")
         ).scalars().all()
         assert len(converts) == 3
         assert all(s.state == "succeeded" and "was already converted" in s.summary for s in converts)

@@ -3,6 +3,7 @@ API or the workers write, and the lines say which run, step and document they ar
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from urllib.parse import urlsplit
@@ -136,3 +137,14 @@ def test_a_full_run_logs_no_secret_and_names_its_run_step_and_document(client, s
     assert finished and all(r.get("run_id") == run_id for r in finished)
     api_records = [r for r in json_lines(api_log) if run_id in r.get("path", "")]
     assert api_records and all(r.get("run_id") == run_id and r.get("request_id") for r in api_records)
+
+
+def test_a_fan_out_logs_no_traceback_for_the_task_its_chord_replaces(client, workers):
+    run = client.post("/workflows/t_fanout/runs", json={"count": 3}).json()
+    assert wait_run(client, run["id"])["state"] == "succeeded"
+    lines = [r for w in workers for r in json_lines(w.log()) if r.get("run_id") == run["id"]]
+    # Celery still says, in one INFO line, that the fan-out's task was replaced by its chord…
+    [replaced] = [r for r in lines if r["message"].endswith(" ignored")]
+    assert replaced["level"] == "INFO" and "copydesk.step.t_item" in replaced["message"]
+    # …and no line about the run carries a traceback.
+    assert not [r for r in lines if "Traceback" in json.dumps(r)]

@@ -96,7 +96,7 @@ def test_a_broken_legacy_doc_fails_in_convert(client, workers):
     garbage = ole2({"WordDocument": word_fib(encrypted=False)[:64] + b"\xff" * 4000})
     run = wait_run(client, submit(client, "broken.doc", garbage).json()["run"]["id"], timeout=240)
     assert run["state"] == "failed"
-    assert run["error_step"] in ("convert", "parse")
+    assert run["error_step"] in ("to_docx", "parse")
     assert "\n" not in run["error"]
 
 

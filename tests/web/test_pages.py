@@ -88,7 +88,7 @@ def test_log_in_submit_watch_the_progress_and_see_the_preview(page, editor, as_e
     expect(steps).to_have_count(len(run["steps"]))
     for step in run["steps"]:
         expect(page.locator(f'#timeline > li[data-step="{step["name"]}"]')).to_have_attribute("data-state", step["state"])
-    expect(page.locator('#timeline > li[data-step="convert"]')).to_have_attribute("data-state", "skipped")
+    expect(page.locator('#timeline > li[data-step="to_docx"]')).to_have_attribute("data-state", "skipped")
     expect(page.locator('#timeline > li[data-step="upload_image"] .items')).to_have_text("items: 12 of 12 done")
     # Preview (as edited and published) beside the original (as converted), both with their images.
     preview = page.frame_locator("#preview-frame")

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from app.documents import convert, from_html, image_placeholder, resolve_images
+from app.documents import word_to_article, from_html, image_placeholder, resolve_images
 from app.integrations.wordpress.content import MediaRef, rewrite_images
 from tests.documents.builders import structured_manuscript
 from tests.support import wait_run
@@ -97,7 +97,7 @@ def test_a_rewritten_article_keeps_the_converters_blocks(client, blocks_stack, w
     (post,) = posts_of(wordpress, run["document_id"])
     post = wp_get(wordpress, f"wp/v2/posts/{post['id']}").json()
     content = post["content"]["raw"]
-    converted = convert(data)
+    converted = word_to_article(data)
     # The converter's blocks, in order, but the leading heading (the post's title, shown by WordPress).
     assert names(converted.blocks)[0] == "heading"
     assert names(content) == names(converted.blocks)[1:]

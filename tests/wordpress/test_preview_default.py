@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
 def test_no_site_publishes_to_the_local_preview(client, workers):
     from app.core.db import session_scope
-    from app.tasks.sites import default_site
+    from app.services.sites import default_site
 
     with session_scope() as session:
         assert default_site(session) is None

@@ -103,7 +103,7 @@ def test_site_crud_password_write_only(admin_client, client, anon, env_site, wor
 
 
 def test_categories_of_a_site(admin_client, client, env_site, wordpress):
-    from app.tasks.sites import env_wordpress_site, site_categories
+    from app.services.sites import env_wordpress_site, site_categories
 
     name = f"Économie {uuid.uuid4().hex[:6]}"
     with wordpress.client() as c:
@@ -121,7 +121,7 @@ def test_categories_of_a_site(admin_client, client, env_site, wordpress):
 def test_default_site_from_the_database_when_no_environment(admin_client, stack_env, api, wordpress):
     """Without WP_URL, the site marked default in the database is the default; only one can be."""
     from app.core.db import session_scope
-    from app.tasks.sites import default_site
+    from app.services.sites import default_site
 
     first = admin_client.post("/sites", json=site_values(wordpress, is_default=True)).json()
     second = admin_client.post("/sites", json=site_values(wordpress)).json()

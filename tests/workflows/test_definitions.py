@@ -44,7 +44,7 @@ def shape(node):
 def test_publish_document_compiles_to_chain_with_chord():
     wf = get_workflow("publish_document")
     assert shape(plan(wf).root) == [
-        "store", "convert", "parse", {"group": ["transform", "upload_image"]}, "publish",
+        "store", "to_docx", "parse", {"group": ["transform", "upload_image"]}, "publish",
     ]
     tree = render(plan(wf), wf)
     assert "chord header (group)" in tree and "for_each=parse.images (chord at run time)" in tree

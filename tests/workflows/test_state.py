@@ -80,7 +80,7 @@ def test_the_fan_in_and_the_run_end_count_every_unit(fan_out):
         transition(state.item_succeeded, fan_out, "upload_image", index, {}, [])
     assert transition(state.finish_fan_out, fan_out, "upload_image") is True
     assert transition(state.finish_run, fan_out) == "queued"  # no other step has run yet
-    for name in ("store", "convert", "parse", "transform", "publish"):
+    for name in ("store", "to_docx", "parse", "transform", "publish"):
         assert transition(state.claim_step, fan_out, name, "w").outcome == "run"
         transition(state.step_succeeded, fan_out, name, {"ok": name}, [], None)
     assert transition(state.finish_run, fan_out) == "succeeded"
@@ -90,7 +90,7 @@ def test_the_fan_in_and_the_run_end_count_every_unit(fan_out):
         assert (run.state, run.progress_done, run.progress_total) == ("succeeded", 7, 7)  # 5 steps + 2 items
         states = session.execute(select(Step.name, Step.state, Step.summary).where(Step.run_id == fan_out)).all()
         assert {s.name: s.state for s in states} == dict.fromkeys(
-            ("store", "convert", "parse", "transform", "upload_image", "publish"), "succeeded"
+            ("store", "to_docx", "parse", "transform", "upload_image", "publish"), "succeeded"
         )
         assert {s.name: s.summary for s in states}["upload_image"] == "2 item(s)"
 
@@ -167,11 +167,11 @@ def test_a_skipped_step_counts_as_done(fan_out):
     from app.models import Run, RunEvent
     from app.workflows import state
 
-    transition(state.step_skipped, fan_out, "convert", "condition is false: document.kind == 'doc'")
+    transition(state.step_skipped, fan_out, "to_docx", "condition is false: document.kind == 'doc'")
     with session_scope() as session:
         run = session.get(Run, fan_out)
         assert (run.progress_done, run.progress_total) == (1, 7)  # counted with the step's change, not before it
         event = session.execute(
-            select(RunEvent).where(RunEvent.run_id == fan_out, RunEvent.step == "convert")
+            select(RunEvent).where(RunEvent.run_id == fan_out, RunEvent.step == "to_docx")
         ).scalar_one()
         assert (event.state, event.message) == ("skipped", "condition is false: document.kind == 'doc'")

@@ -7,10 +7,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from app.api.deps import CurrentUser, Session
+from app.api.deps import CurrentUser, Session, get_or_404
 from app.api.schemas import ArticleOut
 from app.api.views import article_out
-from app.core.errors import NotFound
 from app.documents import resolve_images
 from app.integrations.llm import diff_html
 from app.models import Article, Asset
@@ -45,16 +44,9 @@ async def list_articles(
     return [article_out(a) for a in rows.scalars()]
 
 
-async def _article(session, article_id: uuid.UUID) -> Article:
-    article = await session.get(Article, article_id)
-    if article is None:
-        raise NotFound(f"no article {article_id}")
-    return article
-
-
 @router.get("/{article_id}", response_model=ArticleOut)
 async def get_article(article_id: uuid.UUID, session: Session, user: CurrentUser) -> ArticleOut:
-    return article_out(await _article(session, article_id))
+    return article_out(await get_or_404(session, Article, article_id, "article"))
 
 
 @router.get("/{article_id}/diff", response_model=ArticleDiff)
@@ -62,7 +54,7 @@ async def article_diff(article_id: uuid.UUID, session: Session, user: CurrentUse
     """What the editing step changed, block by block (with a word diff of changed paragraphs), so an
     editor can see it before approving. Images on both sides point where they are published (once
     uploaded), so only real changes show."""
-    article = await _article(session, article_id)
+    article = await get_or_404(session, Article, article_id, "article")
     assets = select(Asset.key, Asset.url).where(Asset.document_id == article.document_id)
     urls = {key: url for key, url in (await session.execute(assets)).all() if url}
     original, edited = resolve_images(article.original_html, urls), resolve_images(article.html, urls)

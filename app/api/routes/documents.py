@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, Response, Upl
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from app.api.deps import CurrentUser, Session
+from app.api.deps import CurrentUser, Session, get_or_404
 from app.api.schemas import DocumentOut, Submitted
 from app.api.views import run_summary
 from app.core.config import get_settings
@@ -111,22 +111,15 @@ async def list_documents(
     return list((await session.execute(query)).scalars())
 
 
-async def _document(session, document_id: uuid.UUID) -> Document:
-    doc = await session.get(Document, document_id)
-    if doc is None:
-        raise NotFound(f"no document {document_id}")
-    return doc
-
-
 @router.get("/{document_id}", response_model=DocumentOut)
 async def get_document(document_id: uuid.UUID, session: Session, user: CurrentUser) -> Document:
-    return await _document(session, document_id)
+    return await get_or_404(session, Document, document_id, "document")
 
 
 @router.get("/{document_id}/original", response_class=Response)
 async def download_original(document_id: uuid.UUID, session: Session, user: CurrentUser) -> Response:
     """The manuscript exactly as it was received."""
-    doc = await _document(session, document_id)
+    doc = await get_or_404(session, Document, document_id, "document")
     if user.role != "admin" and doc.submitted_by not in (None, user.id) and doc.origin == "api":
         raise PermissionDenied("only its submitter or an admin can download this manuscript")
     try:

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import asyncio
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, Response, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
+from app.core.broker import celery_app
 from app.core.config import get_settings
 from app.core.db import async_engine
 
@@ -27,8 +30,6 @@ async def ready(response: Response) -> dict:
             await conn.execute(text("select 1"))
 
     async def redis_ping() -> None:
-        import redis.asyncio as aioredis
-
         client = aioredis.from_url(get_settings().redis_url or "redis://invalid", socket_timeout=2)
         try:
             await client.ping()
@@ -36,10 +37,6 @@ async def ready(response: Response) -> dict:
             await client.aclose()
 
     async def worker() -> None:
-        from fastapi.concurrency import run_in_threadpool
-
-        from app.tasks import celery_app
-
         replies = await run_in_threadpool(lambda: celery_app.control.ping(timeout=1.0))
         if not replies:
             raise RuntimeError("no worker answered a ping")

@@ -8,10 +8,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from app.api.deps import Session
+from app.api.deps import Session, previewed_article
 from app.integrations.storage import IMMUTABLE_CACHE, LocalStorage, guess_type
-from app.models import Article
-from app.services import preview_token, storage
+from app.services import storage
 
 router = APIRouter(tags=["media"])
 templates = Jinja2Templates(directory=str(__import__("pathlib").Path(__file__).parents[1] / "templates"))
@@ -49,11 +48,5 @@ async def signed_file(key: str, expires: int, signature: str) -> FileResponse:
 @router.get("/preview/{article_id}", response_class=HTMLResponse)
 async def preview(article_id: uuid.UUID, token: str, request: Request, session: Session) -> HTMLResponse:
     """The article as it will read, with its images (link from the run: no login needed)."""
-    import hmac
-
-    if not hmac.compare_digest(token.encode(), preview_token(article_id).encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid preview link")
-    article = await session.get(Article, article_id)
-    if article is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such article")
+    article = await previewed_article(session, article_id, token)
     return templates.TemplateResponse(request, "preview.html", {"article": article})

@@ -3,7 +3,7 @@ creating, changing, deleting and testing are for admins. The application passwor
 encrypted at rest (ENCRYPTION_KEY), never returned, never logged.
 
 The site named "default" comes from WP_URL / WP_USER / WP_APP_PASSWORD when they are set (see
-app/tasks/sites.py): it is listed here, tested and asked for its categories like any other, but it
+app/services/sites.py): it is listed here, tested and asked for its categories like any other, but it
 is changed through the environment, not through the API.
 """
 
@@ -19,12 +19,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import select, update
 
-from app.api.deps import AdminUser, CurrentUser, Session
-from app.core.errors import ConfigurationError, CopydeskError, NotFound, error_code
+from app.api.deps import AdminUser, CurrentUser, Session, get_or_404
+from app.core.errors import ConfigurationError, CopydeskError, error_code
 from app.core.security import encrypt_secret
 from app.integrations.wordpress import WordPressClient, WordPressSite
-from app.models import Site
-from app.tasks.sites import (
+from app.models import Site, SiteOptions, StoredSiteOptions
+from app.services.sites import (
     ENV_SITE_NAME,
     PREVIEW,
     ensure_env_site,
@@ -42,23 +42,6 @@ PREFIX_PATTERN = r"^[A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*$"
 
 
 # --- schemas -----------------------------------------------------------------------------------------
-
-
-class SiteOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    timeout: float | None = Field(None, gt=0, le=600, description="seconds per request (default 30)")
-    upload_timeout: float | None = Field(
-        None, gt=0, le=3600, description="seconds per media upload (default 300)"
-    )
-    verify_tls: bool | None = Field(None, description="false only for a test site (self-signed certificate)")
-    attempts: int | None = Field(
-        None,
-        ge=1,
-        le=10,
-        description="tries per request while publishing (429, 5xx, timeouts; creates first look for what "
-        "a lost try wrote); default 4. What outlasts them, the publish step's retry policy repeats.",
-    )
 
 
 class SiteCreate(BaseModel):
@@ -157,12 +140,7 @@ def _conflict(message: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, detail=message)
 
 
-def _from_env(site: Site) -> bool:
-    return bool((site.options or {}).get("from_env"))
-
-
 def site_out(site: Site) -> SiteOut:
-    options = dict(site.options or {})
     return SiteOut(
         id=site.id,
         name=site.name,
@@ -175,8 +153,8 @@ def site_out(site: Site) -> SiteOut:
         default_category=site.default_category,
         media_prefix=site.media_prefix,
         is_default=site.is_default,
-        from_env=_from_env(site),
-        options={k: v for k, v in options.items() if k != "from_env"},
+        from_env=site.options.from_env,
+        options=site.options.client_settings(),
         created_at=site.created_at,
         updated_at=site.updated_at,
     )
@@ -193,7 +171,7 @@ def _check(values: dict[str, Any]) -> WordPressSite:
             import_images=values["import_images"],
             default_status=values["default_status"],
             default_category=values.get("default_category") or "",
-            **{k: v for k, v in (values.get("options") or {}).items() if v is not None},
+            **values["options"].client_settings(),
         )
     except ConfigurationError as exc:
         raise _invalid(exc.message) from None
@@ -206,13 +184,6 @@ def _reserved(name: str) -> bool:
 async def _ensure_env(session) -> None:
     await session.run_sync(ensure_env_site)
     await session.commit()
-
-
-async def _site(session, site_id: uuid.UUID) -> Site:
-    site = await session.get(Site, site_id)
-    if site is None:
-        raise NotFound(f"no site {site_id}")
-    return site
 
 
 async def _name_taken(session, name: str, but: uuid.UUID | None = None) -> bool:
@@ -246,9 +217,7 @@ def _apply(site: Site, values: dict[str, Any], password: SecretStr | None) -> No
     site.default_status = checked.default_status
     site.default_category = checked.default_category or None
     site.media_prefix = (values.get("media_prefix") or "").strip("/")
-    options = {k: v for k, v in (site.options or {}).items() if k not in SiteOptions.model_fields}
-    options.update({k: v for k, v in (values.get("options") or {}).items() if v is not None})
-    site.options = options
+    site.options = StoredSiteOptions(**values["options"].client_settings(), from_env=site.options.from_env)
     if password is not None:
         secret = password.get_secret_value().strip()
         if not secret:
@@ -274,8 +243,8 @@ async def create_site(body: SiteCreate, session: Session, _: AdminUser) -> SiteO
         raise _conflict(f"the name {body.name!r} is reserved (the site from WP_URL; the local preview)")
     if await _name_taken(session, body.name):
         raise _conflict(f"a site named {body.name!r} already exists")
-    values = body.model_dump(exclude={"app_password", "is_default"})
-    site = Site(id=uuid.uuid4(), options={}, is_default=False)
+    values = {**body.model_dump(exclude={"app_password", "is_default"}), "options": body.options}
+    site = Site(id=uuid.uuid4(), options=StoredSiteOptions(), is_default=False)
     _apply(site, values, body.app_password)
     session.add(site)
     await session.flush()
@@ -289,13 +258,13 @@ async def create_site(body: SiteCreate, session: Session, _: AdminUser) -> SiteO
 @router.get("/{site_id}", response_model=SiteOut)
 async def get_site(site_id: uuid.UUID, session: Session, _: CurrentUser) -> SiteOut:
     await _ensure_env(session)
-    return site_out(await _site(session, site_id))
+    return site_out(await get_or_404(session, Site, site_id, "site"))
 
 
 @router.patch("/{site_id}", response_model=SiteOut)
 async def update_site(site_id: uuid.UUID, body: SiteUpdate, session: Session, _: AdminUser) -> SiteOut:
-    site = await _site(session, site_id)
-    if _from_env(site) and env_wordpress_site() is not None:
+    site = await get_or_404(session, Site, site_id, "site")
+    if site.options.from_env and env_wordpress_site() is not None:
         raise _conflict(
             "This site comes from WP_URL, WP_USER and WP_APP_PASSWORD: change those variables instead."
         )
@@ -315,11 +284,10 @@ async def update_site(site_id: uuid.UUID, body: SiteUpdate, session: Session, _:
         "default_status": site.default_status,
         "default_category": site.default_category,
         "media_prefix": site.media_prefix,
-        "options": {k: v for k, v in (site.options or {}).items() if k in SiteOptions.model_fields},
+        "options": site.options,
     }
-    if "options" in sent:
-        given = {k: v for k, v in sent["options"].items() if v is not None}
-        sent["options"] = {**current["options"], **given}
+    if body.options is not None:  # the options sent are changed, the others kept
+        sent["options"] = SiteOptions(**{**site.options.client_settings(), **body.options.client_settings()})
     _apply(site, {**current, **sent}, body.app_password)
     if body.is_default is True and not site.is_default:
         await _make_default(session, site)
@@ -335,8 +303,8 @@ async def delete_site(site_id: uuid.UUID, session: Session, _: AdminUser) -> Res
     """Forget a site and what Copydesk knows of its media library. Its posts stay on the site; the
     articles published there keep their URL but are no longer bound to a site (a new run publishes
     to the site it is given, where the post's marker still finds the post)."""
-    site = await _site(session, site_id)
-    if _from_env(site) and env_wordpress_site() is not None:
+    site = await get_or_404(session, Site, site_id, "site")
+    if site.options.from_env and env_wordpress_site() is not None:
         raise _conflict("This site comes from WP_URL, WP_USER and WP_APP_PASSWORD: unset them instead.")
     await session.delete(site)
     await session.commit()
@@ -389,7 +357,7 @@ def _test(wp: WordPressSite) -> SiteTest:
 @router.post("/{site_id}/test", response_model=SiteTest)
 async def test_site(site_id: uuid.UUID, session: Session, _: AdminUser) -> SiteTest:
     """Log in to the site's REST API (users/me) and say what the account can do. Changes nothing."""
-    site = await _site(session, site_id)
+    site = await get_or_404(session, Site, site_id, "site")
     try:
         wp = wordpress_site(site, attempts=1)
     except CopydeskError as exc:
@@ -400,7 +368,7 @@ async def test_site(site_id: uuid.UUID, session: Session, _: AdminUser) -> SiteT
 @router.get("/{site_id}/categories", response_model=list[Category])
 async def site_categories(site_id: uuid.UUID, session: Session, _: CurrentUser) -> list[Category]:
     """The site's existing categories, by name (asked from the site now)."""
-    site = await _site(session, site_id)
+    site = await get_or_404(session, Site, site_id, "site")
     wp = wordpress_site(site, attempts=2)
     categories = await run_in_threadpool(fetch_categories, wp)
     return [Category(**c) for c in categories]

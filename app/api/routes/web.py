@@ -15,13 +15,12 @@ Manuscript HTML (the preview and the original) is shown only inside sandboxed if
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,10 +28,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
-from app.api.deps import CurrentUser, Session
+from app.api.deps import CurrentUser, Session, previewed_article
 from app.api.views import run_summary, with_names
 from app.core.db import async_sessions
-from app.models import Article, Asset, Run
+from app.documents import resolve_images
+from app.models import Asset, Run
+from app.services import storage
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -95,14 +96,7 @@ async def run_page(request: Request, run_id: uuid.UUID) -> HTMLResponse:
 @router.get("/ui/original/{article_id}", response_class=HTMLResponse, include_in_schema=False)
 async def original(article_id: uuid.UUID, token: str, request: Request, session: Session) -> HTMLResponse:
     """The article as converted, before the AI edit (same unguessable link token as its preview)."""
-    from app.documents import resolve_images
-    from app.services import preview_token, storage
-
-    if not hmac.compare_digest(token.encode(), preview_token(article_id).encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="invalid preview link")
-    article = await session.get(Article, article_id)
-    if article is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such article")
+    article = await previewed_article(session, article_id, token)
     query = select(Asset).where(Asset.document_id == article.document_id)
     assets = (await session.execute(query)).scalars().all()
 

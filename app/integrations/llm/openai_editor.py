@@ -57,6 +57,7 @@ from app.integrations.llm.chunking import split_into_chunks
 from app.integrations.llm.fields import PostFields, settle_fields, slugify
 from app.integrations.llm.offline import OfflineEditor, shorten
 from app.integrations.llm.pricing import DEFAULT_PRICES, estimate_cost
+from app.integrations.retry_after import retry_after as retry_after_of
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +477,7 @@ class OpenAIEditor:
 
         status = exc.status_code
         message = self._redact(_server_message(exc))
-        retry_after = self._retry_after(exc)
+        retry_after = retry_after_of(exc.response.headers)
         said = f"{where} answered {status}: {message}"
         if status == 429:
             return RateLimited(said, retry_after=retry_after, details={"status": status})
@@ -493,11 +494,6 @@ class OpenAIEditor:
         if status == 404:
             return NotFound(said, details={"status": status})
         return RemoteError(said, details={"status": status})
-
-    def _retry_after(self, exc: openai.APIStatusError) -> float | None:
-        # The SDK's own parser: retry-after-ms, then Retry-After in seconds or as an HTTP date.
-        parse = getattr(self._client, "_parse_retry_after_header", None)
-        return parse(exc.response.headers) if parse else None
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text

@@ -259,13 +259,6 @@ def refile(
     return found
 
 
-def mark_seen(
-    config: MailboxConfig, uids: int | Iterable[int], *, seen: bool = True, uidvalidity: int | None = None
-) -> list[int]:
-    r"""Set (or clear) \Seen on messages of the watched folder; the UIDs that were there."""
-    return mark(config, uids, [r"\Seen"], value=seen, uidvalidity=uidvalidity)
-
-
 def mark(
     config: MailboxConfig,
     uids: int | Iterable[int],

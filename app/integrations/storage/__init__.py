@@ -41,7 +41,7 @@ def storage_from_settings(settings: Settings) -> Storage:
     """The configured backend. Build it once per process and share it: OssStorage holds a connection pool
     and is safe to use from the io worker's threads."""
     if settings.uses_oss:
-        from app.integrations.storage.oss import OssStorage
+        from app.integrations.storage.oss import OssStorage  # only when used: see __getattr__
 
         return OssStorage(
             endpoint=settings.oss_endpoint,

@@ -17,13 +17,11 @@ page) is detected on the first such answer and then addressed as `<site>/?rest_r
 
 from __future__ import annotations
 
-import email.utils
 import html
 import logging
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -48,6 +46,7 @@ from app.core.errors import (
     TimedOut,
     TransientError,
 )
+from app.integrations.retry_after import parse_retry_after
 from app.integrations.wordpress.settings import WordPressSite
 
 log = logging.getLogger(__name__)
@@ -56,22 +55,6 @@ T = TypeVar("T")
 ALL_STATUSES = "publish,future,draft,pending,private,trash"
 USER_AGENT = "Copydesk (+WordPress REST publisher)"
 _TAGS = re.compile(r"<[^>]+>")
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class _WaitRetryAfter:

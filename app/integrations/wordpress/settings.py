@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -66,21 +64,3 @@ class WordPressSite:
     @property
     def uses_https(self) -> bool:
         return self.url.startswith("https://")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WordPressSite | None:
-        """The default site from WP_URL, WP_USER, WP_APP_PASSWORD (+ WP_BODY_FORMAT, WP_IMPORT_IMAGES,
-        WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY); None when WP_URL is not set."""
-        env = os.environ if env is None else env
-        if not env.get("WP_URL"):
-            return None
-        return cls(
-            url=env["WP_URL"],
-            user=env.get("WP_USER", ""),
-            app_password=env.get("WP_APP_PASSWORD", ""),
-            body_format=env.get("WP_BODY_FORMAT", "blocks"),
-            import_images=env.get("WP_IMPORT_IMAGES", "true").strip().lower()
-            not in ("0", "false", "no", "off"),
-            default_status=env.get("WP_DEFAULT_STATUS", "draft"),
-            default_category=env.get("WP_DEFAULT_CATEGORY", ""),
-        )

@@ -1,19 +1,20 @@
+"""The `to_docx` step: a legacy .doc made into .docx by LibreOffice, for the parse step."""
+
 from __future__ import annotations
 
 from app.core.config import get_settings
 from app.core.db import session_scope
+from app.documents import doc_to_docx
 from app.services import storage
 from app.tasks.steps.common import document
-from app.workflows.registry import StepContext, step_kind
+from app.workflows.registry import StepContext, implements
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
-@step_kind("convert", outputs={"docx_key": str})
-def convert(ctx: StepContext) -> dict:
+@implements("to_docx")
+def to_docx(ctx: StepContext) -> dict:
     """Legacy .doc -> .docx through LibreOffice."""
-    from app.documents.legacy import doc_to_docx
-
     settings = get_settings()
     with session_scope() as session:
         doc = document(session, ctx)

@@ -5,33 +5,34 @@ from dataclasses import asdict
 
 from sqlalchemy import select
 
-from app.core.db import session_scope
 from app.core.config import get_settings
-from app.documents import LibreOffice
-from app.documents import convert as convert_docx
+from app.core.db import session_scope
+from app.documents import LibreOffice, word_to_article
 from app.documents.html_input import convert_html
 from app.documents.words import word_count
 from app.models import Article, Asset
 from app.services import storage
 from app.tasks.steps.common import document
-from app.workflows.registry import StepContext, step_kind
+from app.workflows.registry import StepContext, implements
 
 
-@step_kind("parse", outputs={"images": list, "title": str, "words": int})
+@implements("parse")
 def parse(ctx: StepContext) -> dict:
     """.docx (or a mail body's HTML) -> clean HTML, block markup, images (kept as private artifacts),
     report, metadata."""
     with session_scope() as session:
         doc = document(session, ctx)
         doc_id, filename, kind = doc.id, doc.filename, doc.kind
-        source_key = (ctx.results.get("convert") or {}).get("docx_key") or doc.original_key
+        # A run stored before the step was renamed has its result under "convert".
+        converted = ctx.results.get("to_docx") or ctx.results.get("convert") or {}
+        source_key = converted.get("docx_key") or doc.original_key
     if kind == "html":  # a mail body: its subject is the title
         result = convert_html(storage().get(source_key), title=str(ctx.payload.get("title") or ""))
     else:
         settings = get_settings()
         # LibreOffice (when installed) turns EMF/WMF pictures into PNG; without it they are reported.
         libreoffice = LibreOffice.find(settings.soffice_path, settings.convert_timeout)
-        result = convert_docx(storage().get(source_key), filename, libreoffice=libreoffice)
+        result = word_to_article(storage().get(source_key), filename, libreoffice=libreoffice)
     store = storage()
     with ThreadPoolExecutor(max_workers=8) as pool:  # object storage answers in parallel
         list(pool.map(

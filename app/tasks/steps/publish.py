@@ -1,6 +1,6 @@
 """The publish step: the article to its WordPress site (exactly once), or to the local preview.
 
-Which site: app/tasks/sites.py `site_for` (the run's `site` > the document's site > its source's >
+Which site: app/services/sites.py `site_for` (the run's `site` > the document's site > its source's >
 the default site (WP_URL, or the site marked default) > none: the local preview, as before any site
 is configured).
 
@@ -43,9 +43,9 @@ from app.documents.featured import choose_featured_image
 from app.integrations.wordpress import PostDraft, PostImage, WordPressPublisher
 from app.models import Asset, Document, SiteMedia
 from app.services import preview_url, storage
-from app.tasks.sites import site_for, wordpress_site
+from app.services.sites import site_for, wordpress_site
 from app.tasks.steps.common import article
-from app.workflows.registry import StepContext, step_kind
+from app.workflows.registry import StepContext, implements
 from app.workflows.state import now
 
 REQUEST_ATTEMPTS = 4  # tries per WordPress request (see the module docstring)
@@ -139,7 +139,7 @@ def _body_blocks(art, urls: dict[str, str]) -> tuple[str, dict[str, str]]:
 # --- the step ------------------------------------------------------------------------------------
 
 
-@step_kind("publish", outputs={"url": str, "publisher": str, "post_id": int, "site": str}, queue="io")
+@implements("publish")
 def publish(ctx: StepContext) -> dict:
     """Publish the article: to its WordPress site, or to the local preview when no site is configured."""
     with session_scope() as session:
@@ -212,7 +212,7 @@ def publish(ctx: StepContext) -> dict:
         )
         bound = art.site_id == site.id and art.publisher == "wordpress"
         existing_post_id = art.wp_post_id if bound else None
-        wp = wordpress_site(site, attempts=int((site.options or {}).get("attempts") or REQUEST_ATTEMPTS))
+        wp = wordpress_site(site, attempts=site.options.attempts or REQUEST_ATTEMPTS)
         site_id, site_name, article_id = site.id, site.name, art.id
         media_index = SiteMediaIndex.load(session, site_id, [a.key for a in chosen])
         stored = {a.key: a.storage_key or a.artifact_key for a in chosen}

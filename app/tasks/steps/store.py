@@ -7,10 +7,10 @@ from app.core.errors import InvalidDocument
 from app.documents import detect_kind
 from app.services import storage
 from app.tasks.steps.common import document
-from app.workflows.registry import StepContext, step_kind
+from app.workflows.registry import StepContext, implements
 
 
-@step_kind("store", outputs={"kind": str, "size": int, "sha256": str})
+@implements("store")
 def store(ctx: StepContext) -> dict:
     """Check the kept original: present in storage, unchanged, and really what it claims to be."""
     with session_scope() as session:

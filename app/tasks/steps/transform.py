@@ -27,17 +27,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.config import get_settings
+from app import services
 from app.core.db import session_scope
-from app.integrations.wordpress import WordPressSite
-from app.tasks import sites
 from app.core.errors import ConfigurationError, CopydeskError
-from app.integrations.llm import EditRequest, EditResult, Usage, editor_from_settings, markup
+from app.integrations.llm import EditRequest, EditResult, Usage, markup
+from app.integrations.wordpress import WordPressSite
 from app.models import Document, Source
-from app.tasks.llm_cache import PostgresEditCache
+from app.services import sites
 from app.tasks.steps.common import article, document
 from app.workflows import state
-from app.workflows.registry import StepContext, step_kind
+from app.workflows.registry import StepContext, implements
 
 # name -> (type, (lowest, highest) or None)
 LLM_OPTIONS: dict[str, tuple[type, tuple[float, float] | None]] = {
@@ -235,7 +234,7 @@ def _load(ctx: StepContext) -> _Input:
 
 def _edit(ctx: StepContext, request: EditRequest, options: EditOptions) -> EditResult:
     arguments = {key: options.get(key) for key in EDITOR_ARGUMENTS}
-    editor = editor_from_settings(get_settings(), cache=PostgresEditCache(), **arguments)
+    editor = services.editor(**arguments)
     try:
         return editor.edit(request)
     except CopydeskError as exc:
@@ -262,7 +261,7 @@ def _blocks(original_html: str, original_blocks: str, edited_html: str, titles: 
     return markup.drop_leading_heading_block(original_blocks, titles)
 
 
-@step_kind("transform", outputs={"engine": str, "title": str})
+@implements("transform")
 def transform(ctx: StepContext) -> dict:
     """Edit the article for the web and write its title, excerpt, slug, tags and category."""
     job = _load(ctx)

@@ -6,7 +6,7 @@ from app.core.db import session_scope
 from app.integrations.storage import IMMUTABLE_CACHE
 from app.models import Asset, Document, Site
 from app.services import storage
-from app.workflows.registry import StepContext, step_kind
+from app.workflows.registry import StepContext, implements
 
 
 def media_key_for(image_key: str, site_prefix: str = "") -> str:
@@ -15,7 +15,7 @@ def media_key_for(image_key: str, site_prefix: str = "") -> str:
     return f"media/{prefix}/{image_key}" if prefix else f"media/{image_key}"
 
 
-@step_kind("upload_image", outputs={"url": str}, queue="io")
+@implements("upload_image")
 def upload_image(ctx: StepContext) -> dict:
     """Copy one extracted image to public media storage (checked first: a re-run uploads nothing)."""
     key = str(ctx.item)

@@ -3,7 +3,7 @@ default site from WP_URL / WP_USER / WP_APP_PASSWORD, which site a document is p
 site's categories (for the transform step's category choice).
 
 The default site. When WP_URL is set, the environment defines the default site: `ensure_env_site()`
-keeps a row named "default" (options.from_env = true) in step with WP_URL, WP_USER, WP_APP_PASSWORD
+keeps a row named "default" (options.from_env) in step with WP_URL, WP_USER, WP_APP_PASSWORD
 (+ WP_BODY_FORMAT, WP_IMPORT_IMAGES, WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY, read from the process
 environment), and makes it the default. It is idempotent and cheap (one SELECT when nothing changed),
 and is called by the publish step and by the /sites routes, so the row exists as soon as either runs.
@@ -33,13 +33,12 @@ from app.core.config import get_settings
 from app.core.errors import ConfigurationError, CopydeskError, NotFound
 from app.core.security import decrypt_secret, encrypt_secret
 from app.integrations.wordpress import WordPressClient, WordPressSite
-from app.models import Document, Site, Source
+from app.models import Document, Site, Source, StoredSiteOptions
 
 log = logging.getLogger("copydesk.sites")
 
 ENV_SITE_NAME = "default"
 PREVIEW = "preview"  # a run's `site: preview` publishes to the local preview, whatever is configured
-SITE_OPTIONS = ("timeout", "upload_timeout", "verify_tls", "attempts")  # Site.options that tune the client
 
 
 # --- the environment's site -----------------------------------------------------------------------
@@ -60,10 +59,6 @@ def env_wordpress_site() -> WordPressSite | None:
         default_status=settings.wp_default_status,
         default_category=settings.wp_default_category or "",
     )
-
-
-def _is_env_row(site: Site) -> bool:
-    return bool((site.options or {}).get("from_env"))
 
 
 def _env_values(wp: WordPressSite) -> dict[str, Any]:
@@ -100,7 +95,7 @@ def ensure_env_site(session: Session) -> Site | None:
     site = session.execute(select(Site).where(Site.name == ENV_SITE_NAME)).scalar_one_or_none()
     if (
         site is not None
-        and _is_env_row(site)
+        and site.options.from_env
         and site.is_default
         and all(getattr(site, k) == v for k, v in values.items())
         and _password_matches(site, wp.app_password)
@@ -114,7 +109,7 @@ def ensure_env_site(session: Session) -> Site | None:
             app_password_encrypted=encrypt_secret(wp.app_password),
             media_prefix="",
             is_default=False,
-            options={"from_env": True},
+            options=StoredSiteOptions(from_env=True),
             **values,
         )
         .on_conflict_do_nothing(index_elements=["name"])
@@ -130,8 +125,8 @@ def ensure_env_site(session: Session) -> Site | None:
             setattr(site, key, value)
     if not _password_matches(site, wp.app_password):
         site.app_password_encrypted = encrypt_secret(wp.app_password)
-    if not _is_env_row(site):
-        site.options = {**(site.options or {}), "from_env": True}
+    if not site.options.from_env:
+        site.options = site.options.model_copy(update={"from_env": True})
     if not site.is_default:
         session.execute(
             update(Site)
@@ -193,10 +188,9 @@ def wordpress_site(site: Site, **overrides: Any) -> WordPressSite:
         raise ConfigurationError(
             f"The application password of the WordPress site {site.name!r} cannot be decrypted "
             "(ENCRYPTION_KEY changed since it was saved): set it again (PATCH /sites/{id})."
-            if not _is_env_row(site)
+            if not site.options.from_env
             else f"The application password of the WordPress site {site.name!r} cannot be decrypted."
         ) from None
-    options = {k: v for k, v in (site.options or {}).items() if k in SITE_OPTIONS}
     return WordPressSite(
         url=site.url,
         user=site.username,
@@ -205,7 +199,7 @@ def wordpress_site(site: Site, **overrides: Any) -> WordPressSite:
         import_images=site.import_images,
         default_status=site.default_status,
         default_category=site.default_category or "",
-        **{**options, **overrides},
+        **{**site.options.client_settings(), **overrides},
     )
 
 
