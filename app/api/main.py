@@ -173,9 +173,9 @@ def create_app() -> FastAPI:
         )
         return JSONResponse({"detail": problems, "code": "invalid_request"}, status_code=422)
 
-    from app.api.routes import articles, auth, documents, health, media, runs, users, workflows
+    from app.api.routes import articles, auth, documents, health, media, notifications, runs, users, workflows
 
-    for module in (auth, users, documents, workflows, runs, articles, media, health):
+    for module in (auth, users, documents, workflows, runs, articles, media, health, notifications):
         app.include_router(module.router)
     from app.api.routes import sources
 

@@ -41,6 +41,9 @@ class Source(Base):
     last_error_code: Mapped[str | None] = mapped_column(String(50))  # app.core.errors code, e.g. auth_failed
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Replies to senders (app/tasks/notify.py): the last one that failed for good, cleared by one sent.
+    reply_error: Mapped[str | None] = mapped_column(Text)
+    reply_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
@@ -79,5 +82,8 @@ class MailMessage(Base):
         ARRAY(UUID(as_uuid=True)), nullable=False, default=list, server_default=text("'{}'::uuid[]")
     )
     error: Mapped[str | None] = mapped_column(Text)  # the last problem moving or marking it on the server
+    # For replies: the message's language (Content-Language, else guessed from its text) and References.
+    language: Mapped[str | None] = mapped_column(String(20))
+    references: Mapped[list] = mapped_column(nullable=False, default=list, server_default=text("'[]'::jsonb"))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

@@ -44,7 +44,8 @@ class SendOnlyRedisBackend(RedisBackend):
 
 
 def make_celery() -> Celery:
-    celery = Celery("copydesk", include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox"])
+    tasks = ["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox", "app.tasks.notify"]
+    celery = Celery("copydesk", include=tasks)
     configure(celery)
     return celery
 
@@ -103,6 +104,11 @@ def configure(celery: Celery) -> None:
                 "task": "copydesk.mailbox.dispatch",
                 "schedule": settings.mailbox_dispatch_interval,
                 "options": {"queue": "io", "expires": settings.mailbox_dispatch_interval},
+            },
+            "dispatch-notifications": {
+                "task": "copydesk.notify.dispatch",
+                "schedule": settings.notify_interval,
+                "options": {"queue": "io", "expires": settings.notify_interval},
             },
         },
     )

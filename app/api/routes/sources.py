@@ -112,6 +112,8 @@ class SourceOut(BaseModel):
     last_error_code: str | None
     last_error_at: datetime | None
     consecutive_failures: int
+    reply_error: str | None = None  # the last reply to a sender that failed for good (GET …/replies)
+    reply_error_at: datetime | None = None
     messages: dict[str, int] = Field(default_factory=dict, description="messages recorded, by state")
     created_at: datetime
     updated_at: datetime
@@ -312,6 +314,8 @@ def source_out(source: Source, counts: dict[str, int] | None = None) -> SourceOu
         last_error_code=source.last_error_code,
         last_error_at=source.last_error_at,
         consecutive_failures=source.consecutive_failures,
+        reply_error=source.reply_error,
+        reply_error_at=source.reply_error_at,
         messages=counts or {},
         created_at=source.created_at,
         updated_at=source.updated_at,
