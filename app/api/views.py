@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from app.api.schemas import ArticleOut, NotificationOut, Progress, RunOut, RunSummary, StepOut
 from app.core.errors import NotFound
+from app.integrations.notify.webhooks import shown_recipient
 from app.models import Article, Document, Notification, Run, Step
 from app.services import preview_url
 
@@ -77,15 +78,23 @@ async def run_detail(session: AsyncSession, run_id: uuid.UUID) -> RunOut:
     )  # fmt: skip
 
 
-async def notifications_of(session: AsyncSession, where, *, newest: int | None = None) -> list[NotificationOut]:
-    """Replies and webhook deliveries, oldest first (or the `newest` few, newest first)."""
+async def notifications_of(
+    session: AsyncSession, where, *, newest: int | None = None, full_urls: bool = False
+) -> list[NotificationOut]:
+    """Replies and webhook deliveries, oldest first (or the `newest` few, newest first). A webhook's
+    URL is shown without its path unless `full_urls` (for admins: chat services keep a token there)."""
     query = select(Notification).where(where)
     if newest is None:
         query = query.order_by(Notification.created_at)
     else:
         query = query.order_by(Notification.created_at.desc()).limit(newest)
-    rows = (await session.execute(query)).scalars()
-    return [NotificationOut.model_validate(n).model_copy(update={"subject": n.payload.get("subject")}) for n in rows]
+    out = []
+    for row in (await session.execute(query)).scalars():
+        recipient = row.recipient if full_urls else shown_recipient(row.channel, row.recipient)
+        out.append(NotificationOut.model_validate(row).model_copy(
+            update={"subject": row.payload.get("subject"), "recipient": recipient}
+        ))  # fmt: skip
+    return out
 
 
 def article_out(article: Article) -> ArticleOut:

@@ -54,6 +54,7 @@ from app.integrations.notify import (
 from app.integrations.notify import deliver as deliver_webhook
 from app.integrations.notify import send as send_email
 from app.integrations.notify.mail_out import domain_of
+from app.integrations.notify.webhooks import shown_recipient
 from app.models import (
     NOTIFICATION_FINAL,
     Article,
@@ -383,7 +384,11 @@ def _claim(session: Session, notification_id: uuid.UUID, worker: str) -> Claimed
             row.state = "skipped"
             row.last_error = "not sent: the webhook was deleted or disabled"
             return Outcome("skipped")
-        secret = decrypt_secret(hook.secret_encrypted)
+        try:
+            secret = decrypt_secret(hook.secret_encrypted)
+        except CopydeskError as exc:  # ENCRYPTION_KEY changed: retrying cannot help
+            row.state, row.last_error, row.last_error_code = "failed", exc.message, exc.code
+            return Outcome("failed")
     row.state, row.claimed_by, row.claimed_at = "claimed", worker, moment
     row.attempts += 1
     row.next_attempt_at = None
@@ -444,7 +449,7 @@ def send_one(notification_id: uuid.UUID, worker: str) -> Outcome:
             log.warning(
                 "%s to %s was taken over by another worker; this one stops",
                 claimed.channel,
-                claimed.recipient,
+                shown_recipient(claimed.channel, claimed.recipient),
             )
             return Outcome("lost")
         except Exception as exc:
@@ -468,7 +473,12 @@ def _record_sent(claimed: Claimed, answer: str) -> Outcome:
             source = session.get(Source, claimed.source_id)
             if source is not None and source.reply_error is not None:
                 source.reply_error = source.reply_error_at = None
-    log.info("%s to %s sent (%s)", claimed.channel, claimed.recipient, answer[:100])
+    log.info(
+        "%s to %s sent (%s)",
+        claimed.channel,
+        shown_recipient(claimed.channel, claimed.recipient),
+        answer[:100],
+    )
     return Outcome("sent")
 
 
@@ -506,13 +516,14 @@ def _record_failure(claimed: Claimed, exc: BaseException) -> Outcome:
                     session.get(Source, claimed.source_id), f"reply to {claimed.recipient}: {message}"
                 )
         state = row.state
+    who = shown_recipient(claimed.channel, claimed.recipient)
     if isinstance(exc, CopydeskError):
-        log.warning("%s to %s: %s (%s, try %d, %s)", claimed.channel, claimed.recipient, message, code,
-                    claimed.attempts, f"next in {wait:g} s" if wait is not None else state)  # fmt: skip
-    else:
-        log.error(
-            "%s to %s failed unexpectedly: %s", claimed.channel, claimed.recipient, message, exc_info=exc
+        then = f"next in {wait:g} s" if wait is not None else state
+        log.warning(
+            "%s to %s: %s (%s, try %d, %s)", claimed.channel, who, message, code, claimed.attempts, then
         )
+    else:
+        log.error("%s to %s failed unexpectedly: %s", claimed.channel, who, message, exc_info=exc)
     return Outcome(state, wait)
 
 

@@ -58,7 +58,7 @@ def test_run_events_arrive_signed_and_are_retried_with_backoff(
     [waiting] = drive(lambda: deliveries(run_id, 1), message="the awaiting_approval delivery")
     assert (waiting.event, waiting.state, waiting.attempts) == ("awaiting_approval", "sent", 3)
     assert [entry.get("next_wait") for entry in waiting.attempt_log] == [0.2, 0.4, None]  # backoff, then sent
-    assert "answered 500" in waiting.attempt_log[0]["error"] and waiting.attempt_log[2]["ok"]
+    assert waiting.attempt_log[2]["ok"]
 
     assert client.post(f"/runs/{run_id}/approve").status_code == 200
     wait_run(client, run_id)
@@ -76,13 +76,16 @@ def test_run_events_arrive_signed_and_are_retried_with_backoff(
     assert webhook_receiver.requests(f"{name}-other") == []  # another workflow's webhook
 
     listed = admin_client.get(f"/webhooks/{hook['id']}/deliveries").json()
-    assert [(d["event"], d["state"], d["attempts"]) for d in listed] == [
-        ("succeeded", "sent", 1), ("awaiting_approval", "sent", 3)
+    assert [(d["event"], d["state"], d["attempts"], d["recipient"]) for d in listed] == [
+        ("succeeded", "sent", 1, hook["url"]), ("awaiting_approval", "sent", 3, hook["url"])
     ]  # fmt: skip
+    # on the run, which editors read, the URL without its path (chat services keep a token there)
     on_run = client.get(f"/runs/{run_id}").json()["notifications"]
+    shown = f"http://127.0.0.1:{webhook_receiver.port}/…"
     assert [(n["channel"], n["event"], n["recipient"]) for n in on_run] == [
-        ("webhook", "awaiting_approval", hook["url"]), ("webhook", "succeeded", hook["url"])
+        ("webhook", "awaiting_approval", shown), ("webhook", "succeeded", shown)
     ]  # fmt: skip
+    assert waiting.attempt_log[0]["error"] == f"the webhook endpoint {shown} answered 500"
 
 
 def test_a_failed_run_is_announced_with_its_error(notify_stack, webhooks, webhook_receiver, client):

@@ -198,4 +198,6 @@ async def list_deliveries(
 ) -> list[NotificationOut]:
     """Its deliveries, newest first: state, tries (each with its answer or error), next try."""
     await _webhook(session, webhook_id)
-    return await notifications_of(session, Notification.webhook_id == webhook_id, newest=limit)
+    return await notifications_of(
+        session, Notification.webhook_id == webhook_id, newest=limit, full_urls=True
+    )

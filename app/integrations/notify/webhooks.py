@@ -11,6 +11,7 @@ import json
 import secrets
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks import Webhook as Signer
@@ -19,6 +20,19 @@ from app.core.errors import ConfigurationError, ConnectionFailed, ServiceUnavail
 
 SECRET_PREFIX = "whsec_"
 USER_AGENT = "Copydesk-Webhooks/1"
+
+
+def endpoint_name(url: str) -> str:
+    """The URL without its path and query, for messages and logs: chat services put their secret
+    token in the path of a webhook URL."""
+    parts = urlsplit(url)
+    hidden = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{hidden}"
+
+
+def shown_recipient(channel: str, recipient: str) -> str:
+    """A notification's recipient as logs and editors see it: an address, or a webhook's endpoint_name."""
+    return endpoint_name(recipient) if channel == "webhook" else recipient
 
 
 def new_secret() -> str:
@@ -46,7 +60,7 @@ def deliver(url: str, secret: str, webhook_id: str, payload: dict[str, Any], *, 
     """POST the payload, signed now. Returns the 2xx status. Anything else is transient (the caller
     tries again later, a bounded number of times): timeouts, connection errors, and every other
     answer, redirects included (they are not followed)."""
-    body = body_of(payload)
+    body, name = body_of(payload), endpoint_name(url)
     try:
         response = httpx.post(
             url,
@@ -56,14 +70,14 @@ def deliver(url: str, secret: str, webhook_id: str, payload: dict[str, Any], *, 
             follow_redirects=False,
         )
     except httpx.TimeoutException:
-        raise TimedOut(f"the webhook endpoint {url} did not answer in {timeout:g} s") from None
+        raise TimedOut(f"the webhook endpoint {name} did not answer in {timeout:g} s") from None
     except httpx.InvalidURL as exc:
-        raise ConfigurationError(f"the webhook URL {url} is not valid: {exc}") from None
+        raise ConfigurationError(f"the webhook URL {name} is not valid: {exc}") from None
     except httpx.TransportError as exc:
-        raise ConnectionFailed(f"could not reach the webhook endpoint {url}: {exc}") from None
+        raise ConnectionFailed(f"could not reach the webhook endpoint {name}: {exc}") from None
     if 200 <= response.status_code < 300:
         return response.status_code
     excerpt = " ".join(response.text.split())[:200]
     raise ServiceUnavailable(
-        f"the webhook endpoint {url} answered {response.status_code}" + (f": {excerpt}" if excerpt else "")
+        f"the webhook endpoint {name} answered {response.status_code}" + (f": {excerpt}" if excerpt else "")
     )
