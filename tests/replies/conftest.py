@@ -50,7 +50,9 @@ def forget_earlier_events() -> None:
 
     with session_scope() as session:
         session.execute(
-            update(RunEvent).where(RunEvent.kind == "run", RunEvent.notified_at.is_(None)).values(notified_at=RunEvent.at)
+            update(RunEvent)
+            .where(RunEvent.kind == "run", RunEvent.notified_at.is_(None))
+            .values(notified_at=RunEvent.at)
         )
 
 

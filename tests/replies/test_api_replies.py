@@ -26,7 +26,7 @@ def test_an_upload_can_ask_for_a_reply(notify_stack, smtp_server, client):
     assert response.json()["document"]["options"]["reply_to"] == address
     assert wait_run(client, run_id)["state"] == "succeeded"
 
-    [note] = drive(lambda: settled(notifications(run_id)), message="the reply to the upload")
+    [note] = drive(lambda: settled(notifications(run_id, channel="email")), message="the reply to the upload")
     assert (note.state, note.recipient, note.source_id) == ("sent", address, None)
     [reply] = smtp_server.messages(address)
     assert reply["Subject"] == f"Published: {title}" and reply["In-Reply-To"] is None

@@ -38,8 +38,9 @@ def start(client, workflow: str, **payload) -> str:
     return response.json()["id"]
 
 
-def deliveries(run_id, count: int):
-    rows = notifications(run_id, channel="webhook")
+def deliveries(run_id, count: int, hook: dict):
+    """The run's deliveries to this test's webhook once `count` of them have all ended, else None."""
+    rows = notifications(run_id, webhook_id=uuid.UUID(hook["id"]))
     return settled(rows) if len(rows) >= count else None
 
 
@@ -55,14 +56,14 @@ def test_run_events_arrive_signed_and_are_retried_with_backoff(
 
     run_id = start(client, "t_control")
     wait_run(client, run_id, states=("awaiting_approval",))
-    [waiting] = drive(lambda: deliveries(run_id, 1), message="the awaiting_approval delivery")
+    [waiting] = drive(lambda: deliveries(run_id, 1, hook), message="the awaiting_approval delivery")
     assert (waiting.event, waiting.state, waiting.attempts) == ("awaiting_approval", "sent", 3)
     assert [entry.get("next_wait") for entry in waiting.attempt_log] == [0.2, 0.4, None]  # backoff, then sent
     assert waiting.attempt_log[2]["ok"]
 
     assert client.post(f"/runs/{run_id}/approve").status_code == 200
     wait_run(client, run_id)
-    first, done = drive(lambda: deliveries(run_id, 2), message="the succeeded delivery")
+    first, done = drive(lambda: deliveries(run_id, 2, hook), message="the succeeded delivery")
     assert (done.event, done.state, done.attempts) == ("succeeded", "sent", 1)
 
     requests = webhook_receiver.requests(name)
@@ -80,7 +81,9 @@ def test_run_events_arrive_signed_and_are_retried_with_backoff(
         ("succeeded", "sent", 1, hook["url"]), ("awaiting_approval", "sent", 3, hook["url"])
     ]  # fmt: skip
     # on the run, which editors read, the URL without its path (chat services keep a token there)
-    on_run = client.get(f"/runs/{run_id}").json()["notifications"]
+    on_run = [
+        n for n in client.get(f"/runs/{run_id}").json()["notifications"] if n["webhook_id"] == hook["id"]
+    ]
     shown = f"http://127.0.0.1:{webhook_receiver.port}/…"
     assert [(n["channel"], n["event"], n["recipient"]) for n in on_run] == [
         ("webhook", "awaiting_approval", shown), ("webhook", "succeeded", shown)
@@ -95,7 +98,7 @@ def test_a_failed_run_is_announced_with_its_error(notify_stack, webhooks, webhoo
 
     run_id = start(client, "t_control", fail_steps=["first"])
     assert wait_run(client, run_id)["state"] == "failed"
-    [delivery] = drive(lambda: deliveries(run_id, 1), message="the failed delivery")
+    [delivery] = drive(lambda: deliveries(run_id, 1, hook), message="the failed delivery")
     assert delivery.state == "sent"
     [request] = webhook_receiver.requests(name)
     data = request["body"]["data"]
@@ -105,12 +108,12 @@ def test_a_failed_run_is_announced_with_its_error(notify_stack, webhooks, webhoo
 
 def test_a_failing_endpoint_never_blocks_or_fails_a_run(notify_stack, webhooks, client):
     dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
-    webhooks(dead, workflow="t_fanout")
+    hook = webhooks(dead, workflow="t_fanout")
 
     run_id = start(client, "t_fanout", count=2)
     run = wait_run(client, run_id)
     assert run["state"] == "succeeded" and run["warnings"] == []
-    [delivery] = drive(lambda: deliveries(run_id, 1), message="the delivery to give up")
+    [delivery] = drive(lambda: deliveries(run_id, 1, hook), message="the delivery to give up")
     assert (delivery.state, delivery.attempts, delivery.last_error_code) == ("failed", 4, "connection")
     assert [entry.get("next_wait") for entry in delivery.attempt_log] == [
         0.2,
