@@ -76,6 +76,9 @@ log = logging.getLogger("copydesk.notify")
 DISPATCH_TASK = "copydesk.notify.dispatch"
 SEND_TASK = "copydesk.notify.send"
 BATCH = 200
+# Every column a planned row may set, so that rows of both channels go in one INSERT.
+ROW_DEFAULTS = {"source_id": None, "webhook_id": None, "payload": {}, "message_id": None, "last_error": None,
+                "last_error_code": None}  # fmt: skip
 SYNTHETIC_ID = "@copydesk.invalid"  # intake's Message-ID for a message that had none: nothing to thread under
 
 
@@ -125,14 +128,10 @@ def _plan_event(session: Session, event: RunEvent) -> list[uuid.UUID]:
     rows = [*_reply_rows(session, run, event, facts), *_webhook_rows(session, run, event, facts)]
     if not rows:
         return []
+    common = {"run_id": run.id, "event_id": event.id, "event": event.state, **ROW_DEFAULTS}
     inserted = session.execute(
         pg_insert(Notification)
-        .values(
-            [
-                {"id": uuid.uuid4(), "run_id": run.id, "event_id": event.id, "event": event.state, **row}
-                for row in rows
-            ]
-        )
+        .values([{**common, "id": uuid.uuid4(), **row} for row in rows])
         .on_conflict_do_nothing(index_elements=["event_id", "channel", "recipient"])
         .returning(Notification.id, Notification.state)
     ).all()

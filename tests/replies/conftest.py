@@ -88,3 +88,20 @@ def mailbox(notify_stack, dovecot):
 
     with session_scope() as session:
         session.execute(update(Source).where(Source.id.in_(created)).values(enabled=False))
+
+
+@pytest.fixture
+def webhooks(notify_stack, admin_client):
+    """make(url, **fields) -> the created webhook (with its secret); all deleted when the test ends."""
+    made = []
+    forget_earlier_events()
+
+    def make(url: str, **fields) -> dict:
+        response = admin_client.post("/webhooks", json={"url": url, **fields})
+        assert response.status_code == 201, response.text
+        made.append(response.json()["id"])
+        return response.json()
+
+    yield make
+    for webhook_id in made:
+        admin_client.delete(f"/webhooks/{webhook_id}")

@@ -116,8 +116,11 @@ def test_waiting_for_approval_then_published_in_the_senders_language(
 
 
 def test_a_failed_manuscript_gets_a_reply_naming_the_file_the_reason_and_what_to_do(
-    notify_stack, mailbox, dovecot, smtp_server
+    notify_stack, mailbox, dovecot, smtp_server, webhook_receiver, webhooks
 ):
+    name = uuid.uuid4().hex
+    hook = webhooks(webhook_receiver.url(name), workflow="publish_document")
+    webhook_receiver.expect(name, hook["secret"])
     source_id, user = mailbox()
     sender = f"carl-{uuid.uuid4().hex[:6]}@example.org"
     original = send_manuscript(
@@ -131,6 +134,16 @@ def test_a_failed_manuscript_gets_a_reply_naming_the_file_the_reason_and_what_to
     text = body(reply)
     assert text.startswith("Your manuscript budget.docx could not be published.\n\nWhy: ")
     assert "What to do: Open the file in Word, save it again as .docx and send it once more." in text
+    # the same event also went to the workflow's webhook (planned together with the reply)
+    rows = drive(lambda: settled(notifications(run.id)), message="the reply and the delivery to be recorded")
+    ours = {
+        (n.channel, n.event, n.state)
+        for n in rows
+        if n.channel == "email" or n.webhook_id == uuid.UUID(hook["id"])
+    }
+    assert ours == {("email", "failed", "sent"), ("webhook", "failed", "sent")}
+    [request] = webhook_receiver.requests(name)
+    assert request["body"]["data"]["filename"] == "budget.docx" and request["body"]["data"]["source"]
 
 
 def test_no_reply_to_a_sender_whose_address_is_not_proven(

@@ -8,28 +8,10 @@ import uuid
 
 import pytest
 
-from tests.replies.conftest import forget_earlier_events
 from tests.replies.helpers import drive, notifications, settled
 from tests.support import free_port, wait_run
 
 pytestmark = [pytest.mark.smtp, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
-
-
-@pytest.fixture
-def webhooks(notify_stack, admin_client):
-    """make(url, **fields) -> the created webhook (with its secret); all deleted when the test ends."""
-    made = []
-    forget_earlier_events()
-
-    def make(url: str, **fields) -> dict:
-        response = admin_client.post("/webhooks", json={"url": url, **fields})
-        assert response.status_code == 201, response.text
-        made.append(response.json()["id"])
-        return response.json()
-
-    yield make
-    for webhook_id in made:
-        admin_client.delete(f"/webhooks/{webhook_id}")
 
 
 def start(client, workflow: str, **payload) -> str:
