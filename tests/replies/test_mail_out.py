@@ -150,6 +150,8 @@ def test_a_mailbox_overrides_a_template_and_a_thread_starting_reply_uses_the_sub
     assert out.text == "Voilà : https://news.example.org/harbour\n"
     with pytest.raises(ValueError, match="not a valid template"):
         ReplySettings.model_validate({"templates": {"failed": {"en": {"body": "{% if %}"}}}})
+    with pytest.raises(ValueError, match="should match pattern"):
+        ReplySettings.model_validate({"templates": {"failed": {"English": {"body": "fine"}}}})
 
 
 def test_values_from_the_manuscript_are_text_in_the_html_part_and_templates_are_sandboxed():

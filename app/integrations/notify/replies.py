@@ -13,18 +13,19 @@ import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.core.errors import ConfigurationError
 
 Event = Literal["succeeded", "awaiting_approval", "failed"]
 EVENTS: tuple[str, ...] = ("succeeded", "awaiting_approval", "failed")
 ADDRESS = r"^[^@\s<>]+@[^@\s<>]+$"
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]  # ISO 639: "en", "de", "fr"…
 TEMPLATES_FILE = Path(__file__).with_name("reply_templates.yaml")
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
 
@@ -59,11 +60,9 @@ class ReplySettings(BaseModel):
     events: list[Event] = Field(default_factory=lambda: list(EVENTS))
     from_address: str | None = Field(None, max_length=320, pattern=ADDRESS, description="default: SMTP_FROM")
     from_name: str = Field("Copydesk", max_length=200)
-    language: str = Field(
-        "en", pattern=r"^[a-z]{2,3}$", description="when the sender's language has no template"
-    )
+    language: Language = Field("en", description="when the sender's language has no template")
     # templates[event][language]: a mailbox's own wording, in any language (also one built in).
-    templates: dict[Event, dict[str, ReplyTemplate]] = Field(default_factory=dict)
+    templates: dict[Event, dict[Language, ReplyTemplate]] = Field(default_factory=dict)
 
 
 @dataclass
