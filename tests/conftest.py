@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.llm",
     "tests.fixtures.wordpress",
     "tests.fixtures.dovecot",
+    "tests.fixtures.smtp",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import zipfile
 
 from docx import Document
 from docx.shared import Inches
@@ -41,4 +42,16 @@ def docx(
         doc.add_picture(io.BytesIO(png(seed=seed * 1000 + i)), width=Inches(1))
     out = io.BytesIO()
     doc.save(out)
+    return out.getvalue()
+
+
+def broken_docx(tag: str = "") -> bytes:
+    """A zip with word/document.xml that is not XML: accepted at intake, fails when parsed. A `tag`
+    makes the bytes (and so the document) differ from every other's."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document><broken")
+        if tag:
+            archive.writestr("docProps/tag.txt", tag)
     return out.getvalue()

@@ -19,6 +19,7 @@ from app.api.routes import (
     documents,
     health,
     media,
+    notifications,
     observability,
     runs,
     sites,
@@ -188,7 +189,9 @@ def create_app() -> FastAPI:
         )
         return JSONResponse({"detail": problems, "code": "invalid_request"}, status_code=422)
 
-    for module in (auth, users, documents, workflows, runs, articles, media, health, sources, sites, observability):
+    for module in (
+        auth, users, documents, workflows, runs, articles, media, health, sources, sites, observability, notifications
+    ):
         app.include_router(module.router)
     web.mount(app)
     app.add_middleware(RequestLogContext)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# One address, nothing more (no display name, no list): what a reply may be sent to.
+EmailAddress = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$")
+]
 
 
 class ORM(BaseModel):
@@ -106,6 +111,29 @@ class RunSummary(ORM):
     title: str | None = None  # of its article, once there is one
 
 
+class NotificationOut(ORM):
+    """A reply to the sender (channel email) or a webhook delivery, for one event of a run."""
+
+    id: uuid.UUID  # also the webhook-id header of a delivery
+    run_id: uuid.UUID
+    event: str  # succeeded | awaiting_approval | failed
+    channel: str  # email | webhook
+    recipient: str
+    state: str  # pending, claimed, sending, retrying; sent, failed, skipped, unconfirmed
+    subject: str | None = None  # of a reply
+    message_id: str | None
+    attempts: int
+    attempt_log: list[dict[str, Any]]
+    last_error: str | None
+    last_error_code: str | None
+    source_id: uuid.UUID | None
+    webhook_id: uuid.UUID | None
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class RunOut(RunSummary):
     payload: dict[str, Any]
     usage: dict[str, Any]
@@ -113,6 +141,7 @@ class RunOut(RunSummary):
     definition: dict[str, Any]
     steps: list[StepOut]
     article_id: uuid.UUID | None = None
+    notifications: list[NotificationOut] = []  # replies and webhook deliveries, oldest first
 
 
 class RunPage(BaseModel):

@@ -8,9 +8,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.api.schemas import ArticleOut, Progress, RunOut, RunSummary, StepOut
+from app.api.schemas import ArticleOut, NotificationOut, Progress, RunOut, RunSummary, StepOut
 from app.core.errors import NotFound
-from app.models import Article, Document, Run, Step
+from app.integrations.notify.webhooks import shown_recipient
+from app.models import Article, Document, Notification, Run, Step
 from app.services import preview_url
 
 
@@ -67,11 +68,33 @@ async def run_detail(session: AsyncSession, run_id: uuid.UUID) -> RunOut:
         ).first()
         if row is not None:
             article_id, filename, title = row
-    data = {k: getattr(run, k) for k in RunOut.model_fields if k not in (*NAMED, "steps", "article_id")}
+    data = {
+        k: getattr(run, k) for k in RunOut.model_fields if k not in (*NAMED, "steps", "article_id", "notifications")
+    }
     steps = [StepOut.model_validate(s) for s in run.steps]
     return RunOut(
-        **data, progress=progress(run), steps=steps, article_id=article_id, filename=filename, title=title or None
-    )
+        **data, progress=progress(run), steps=steps, article_id=article_id, filename=filename, title=title or None,
+        notifications=await notifications_of(session, Notification.run_id == run_id),
+    )  # fmt: skip
+
+
+async def notifications_of(
+    session: AsyncSession, where, *, newest: int | None = None, full_urls: bool = False
+) -> list[NotificationOut]:
+    """Replies and webhook deliveries, oldest first (or the `newest` few, newest first). A webhook's
+    URL is shown without its path unless `full_urls` (for admins: chat services keep a token there)."""
+    query = select(Notification).where(where)
+    if newest is None:
+        query = query.order_by(Notification.created_at)
+    else:
+        query = query.order_by(Notification.created_at.desc()).limit(newest)
+    out = []
+    for row in (await session.execute(query)).scalars():
+        recipient = row.recipient if full_urls else shown_recipient(row.channel, row.recipient)
+        out.append(NotificationOut.model_validate(row).model_copy(
+            update={"subject": row.payload.get("subject"), "recipient": recipient}
+        ))  # fmt: skip
+    return out
 
 
 def article_out(article: Article) -> ArticleOut:

@@ -120,6 +120,25 @@ class Settings(BaseSettings):
     imap_defaults: dict[str, Any] | None = Field(None, alias="IMAP_DEFAULTS")  # JSON, as the API's `defaults`
     imap_ca_file: Path | None = Field(None, alias="IMAP_CA_FILE")  # PEM of a CA to trust
 
+    # --- replies to senders (SMTP) and webhooks ---------------------------------------------
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")
+    smtp_port: int | None = Field(None, gt=0, lt=65536, alias="SMTP_PORT")  # None: 587, 465 (ssl) or 25 (plain)
+    smtp_user: str | None = Field(None, alias="SMTP_USER")
+    smtp_password: SecretStr | None = Field(None, alias="SMTP_PASSWORD")
+    smtp_tls: Literal["starttls", "ssl", "plain"] = Field("starttls", alias="SMTP_TLS")
+    smtp_from: str | None = Field(None, alias="SMTP_FROM")  # a mailbox's replies may set their own
+    smtp_timeout: float = Field(30, gt=0, alias="SMTP_TIMEOUT")
+    smtp_ca_file: Path | None = Field(None, alias="SMTP_CA_FILE")  # a CA bundle instead of the system's
+    webhook_timeout: float = Field(10, gt=0, alias="WEBHOOK_TIMEOUT")
+    # How often beat turns new run events into replies and webhook deliveries.
+    notify_interval: float = Field(5, gt=0, alias="NOTIFY_INTERVAL")
+    # Tries per reply or delivery (transient failures), the first wait and the longest between tries.
+    notify_max_attempts: int = Field(8, ge=1, le=50, alias="NOTIFY_MAX_ATTEMPTS")
+    notify_retry_wait: float = Field(10, gt=0, alias="NOTIFY_RETRY_WAIT")
+    notify_retry_max_wait: float = Field(3600, gt=0, alias="NOTIFY_RETRY_MAX_WAIT")
+    # A send claimed longer ago than this belonged to a worker that died (above SMTP/WEBHOOK_TIMEOUT).
+    notify_claim_timeout: float = Field(300, gt=0, alias="NOTIFY_CLAIM_TIMEOUT")
+
     # --- LibreOffice -------------------------------------------------------------------------
     soffice_path: str = Field("soffice", alias="SOFFICE_PATH")
     convert_timeout: float = Field(120, gt=0, alias="CONVERT_TIMEOUT")
@@ -203,6 +222,8 @@ class Settings(BaseSettings):
         if any(wp.values()) and not all(wp.values()):
             missing = ", ".join(k for k, v in wp.items() if not v)
             raise ValueError(f"the default WordPress site is half configured: set {missing} as well")
+        if bool(self.smtp_user) != bool(self.smtp_password):
+            raise ValueError("SMTP login is half configured: set SMTP_USER and SMTP_PASSWORD together (or neither)")
         imap = {"IMAP_HOST": self.imap_host, "IMAP_USER": self.imap_user, "IMAP_PASSWORD": self.imap_password}
         if any(imap.values()) and not all(imap.values()):
             missing = ", ".join(k for k, v in imap.items() if not v)
@@ -258,6 +279,7 @@ class Settings(BaseSettings):
             self.openai_api_key,
             self.wp_app_password,
             self.imap_password,
+            self.smtp_password,
             self.jwt_secret_key,
             self.encryption_key,
             self.flower_password,

@@ -3,6 +3,7 @@
 from app.models.article import Article, LlmCache
 from app.models.base import Base
 from app.models.document import Asset, Document
+from app.models.notification import NOTIFICATION_FINAL, Notification, Webhook
 from app.models.run import (
     RUN_STATES,
     RUN_TERMINAL,
@@ -19,6 +20,7 @@ from app.models.source import MailMessage, Source
 from app.models.user import ROLES, User
 
 __all__ = [
+    "NOTIFICATION_FINAL",
     "ROLES",
     "RUN_STATES",
     "RUN_TERMINAL",
@@ -31,6 +33,7 @@ __all__ = [
     "Document",
     "LlmCache",
     "MailMessage",
+    "Notification",
     "Run",
     "RunEvent",
     "Site",
@@ -41,4 +44,5 @@ __all__ = [
     "StepItem",
     "StoredSiteOptions",
     "User",
+    "Webhook",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, created_at, updated_at, uuid_pk
@@ -124,7 +124,17 @@ class RunEvent(Base):
     """Every change of a run, its steps and items, in order (the SSE stream replays these)."""
 
     __tablename__ = "run_events"
-    __table_args__ = (Index("ix_run_events_run_id_id", "run_id", "id"),)
+    __table_args__ = (
+        Index("ix_run_events_run_id_id", "run_id", "id"),
+        # Run events not yet turned into replies and webhooks (app/tasks/notify.py): a few rows at most.
+        Index(
+            "ix_run_events_to_notify",
+            "id",
+            postgresql_where=text(
+                "kind = 'run' AND state IN ('succeeded', 'awaiting_approval', 'failed') AND notified_at IS NULL"
+            ),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), nullable=False)
@@ -135,3 +145,4 @@ class RunEvent(Base):
     state: Mapped[str] = mapped_column(String(20), nullable=False)
     message: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict] = mapped_column(nullable=False, default=dict)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # planned into notifications

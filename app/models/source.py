@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from app.integrations.notify.replies import ReplySettings
 from app.models.base import Base, created_at, updated_at, uuid_pk
 
 
@@ -25,6 +26,7 @@ class SourceOptions(BaseModel):
     timeout: float = Field(30, gt=0, le=600)  # seconds, for connecting and for every answer
     max_messages_per_poll: int = Field(200, ge=1, le=10_000)
     max_bytes_per_poll: int = Field(256 * 1024 * 1024, ge=1)
+    replies: ReplySettings | None = None  # answers to senders (PUT /sources/{id}/replies)
 
     @field_validator("ca_cert")
     @classmethod
@@ -81,6 +83,9 @@ class Source(Base):
     last_error_code: Mapped[str | None] = mapped_column(String(50))  # app.core.errors code, e.g. auth_failed
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Replies to senders (app/tasks/notify.py): the last one that failed for good, cleared by one sent.
+    reply_error: Mapped[str | None] = mapped_column(Text)
+    reply_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
@@ -128,5 +133,8 @@ class MailMessage(Base):
         ARRAY(UUID(as_uuid=True)), nullable=False, default=list, server_default=text("'{}'::uuid[]")
     )
     error: Mapped[str | None] = mapped_column(Text)  # the last problem moving or marking it on the server
+    # For replies: the message's language (Content-Language, else guessed from its text) and References.
+    language: Mapped[str | None] = mapped_column(String(20))
+    references: Mapped[list] = mapped_column(nullable=False, default=list, server_default=text("'[]'::jsonb"))
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

@@ -19,7 +19,7 @@ from app.tasks.mailbox.dispatch import WhenDue
 
 _settings = get_settings()
 celery_app.conf.update(
-    include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox.tasks"],
+    include=["app.tasks.runner", "app.tasks.ops", "app.tasks.mailbox.tasks", "app.tasks.notify"],
     beat_schedule={
         "sweep-stuck-runs": {
             "task": "copydesk.sweep",
@@ -35,6 +35,11 @@ celery_app.conf.update(
             "task": DISPATCH_TASK,
             "schedule": WhenDue(_settings.mailbox_dispatch_interval),
             "options": {"queue": "io", "expires": _settings.mailbox_dispatch_interval},
+        },
+        "dispatch-notifications": {
+            "task": "copydesk.notify.dispatch",
+            "schedule": _settings.notify_interval,
+            "options": {"queue": "io", "expires": _settings.notify_interval},
         },
     },
 )

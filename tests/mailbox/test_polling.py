@@ -4,9 +4,6 @@ Every test ends by counting the mail in INBOX + Processed + Failed: nothing is e
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
 
 from app.integrations.mailbox import KEYWORD_IGNORED, KEYWORD_UNKNOWN_SENDER
@@ -21,7 +18,7 @@ from tests.mailbox.helpers import (
     settled,
     source,
 )
-from tests.samples import docx
+from tests.samples import broken_docx, docx
 from tests.support import wait_until
 
 pytestmark = [pytest.mark.imap, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
@@ -31,15 +28,6 @@ LONG_TEXT = " ".join(f"The council met on Tuesday and word{n} was said." for n i
 
 def manuscript(title: str, seed: int) -> bytes:
     return docx(title, paragraphs=3, seed=seed)
-
-
-def broken_docx() -> bytes:
-    """A zip with word/document.xml that is not XML: accepted at intake, fails when parsed."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("word/document.xml", "<w:document><broken")
-    return out.getvalue()
 
 
 def test_new_mail_is_published_and_moved_to_processed(make_source, dovecot, imap_user, admin_client, client):

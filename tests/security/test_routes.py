@@ -83,6 +83,14 @@ ADMIN = {
     ("PATCH", "/sites/{site_id}"),
     ("DELETE", "/sites/{site_id}"),
     ("POST", "/sites/{site_id}/test"),
+    ("GET", "/sources/{source_id}/replies"),
+    ("PUT", "/sources/{source_id}/replies"),
+    ("GET", "/webhooks"),
+    ("POST", "/webhooks"),
+    ("GET", "/webhooks/{webhook_id}"),
+    ("PATCH", "/webhooks/{webhook_id}"),
+    ("DELETE", "/webhooks/{webhook_id}"),
+    ("GET", "/webhooks/{webhook_id}/deliveries"),
 }
 STREAMS = {("GET", "/runs/{run_id}/events"), ("GET", "/ui/stream")}
 

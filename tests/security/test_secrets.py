@@ -1,7 +1,8 @@
 """No configured secret leaves through the API: a full run (OSS storage, the LLM server, a real
 WordPress) with every secret Copydesk can be given set to a value of its own — JWT_SECRET_KEY,
-ENCRYPTION_KEY, OSS_ACCESS_KEY_SECRET, WP_APP_PASSWORD, OPENAI_API_KEY, IMAP_PASSWORD, FLOWER_PASSWORD,
-plus the passwords of a site and a mailbox saved through the API — then every GET route the API
+ENCRYPTION_KEY, OSS_ACCESS_KEY_SECRET, WP_APP_PASSWORD, OPENAI_API_KEY, IMAP_PASSWORD, SMTP_PASSWORD,
+FLOWER_PASSWORD, plus the passwords of a site and a mailbox and a webhook's secret saved through the
+API — then every GET route the API
 serves is called with the run's real ids (as an editor and as an admin, the event streams read to
 their end), and no answer (body or headers) holds any of those secrets, in any of the shapes they
 could leak in (as is, without the spaces of an application password, inside a Basic auth header).
@@ -35,6 +36,7 @@ SITE_PASSWORD = "Site " + " ".join(secrets.token_hex(2) for _ in range(5))
 SOURCE_PASSWORD = f"mailbox-{secrets.token_urlsafe(16)}"
 IMAP_PASSWORD = f"imap-env-{secrets.token_urlsafe(16)}"
 FLOWER_PASSWORD = f"flower-{secrets.token_urlsafe(16)}"
+SMTP_PASSWORD = f"smtp-{secrets.token_urlsafe(16)}"
 
 
 def shapes(secret: str) -> set[str]:
@@ -63,6 +65,11 @@ def secret_stack(stack_env, api, oss_server, llm_server, wordpress, tmp_path):
         "IMAP_PORT": "1",
         "IMAP_USER": "desk@example.org",
         "IMAP_PASSWORD": IMAP_PASSWORD,
+        # An SMTP server for replies, never reached here: its password is still configured.
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": "1",
+        "SMTP_USER": "desk@example.org",
+        "SMTP_PASSWORD": SMTP_PASSWORD,
         "FLOWER_PASSWORD": FLOWER_PASSWORD,
     }
     wordpress.reset()
@@ -96,8 +103,8 @@ def test_no_secret_in_any_api_answer_after_a_full_run(client, admin_client, secr
     from app.services import preview_token
 
     configured = get_settings().secret_values()
-    for name in ("OSS_ACCESS_KEY_SECRET", "OPENAI_API_KEY", "WP_APP_PASSWORD", "IMAP_PASSWORD", "JWT_SECRET_KEY",
-                 "ENCRYPTION_KEY", "FLOWER_PASSWORD"):  # fmt: skip
+    for name in ("OSS_ACCESS_KEY_SECRET", "OPENAI_API_KEY", "WP_APP_PASSWORD", "IMAP_PASSWORD", "SMTP_PASSWORD",
+                 "JWT_SECRET_KEY", "ENCRYPTION_KEY", "FLOWER_PASSWORD"):  # fmt: skip
         assert secret_stack["env"][name] in configured, name
 
     # Secrets saved through the API too: a site (a wrong password: never used) and a mailbox.
@@ -108,7 +115,9 @@ def test_no_secret_in_any_api_answer_after_a_full_run(client, admin_client, secr
                                                  "port": 1, "username": "desk", "password": SOURCE_PASSWORD,
                                                  "enabled": False})  # fmt: skip
     assert source.status_code == 201, source.text
-    wanted = [*configured, SITE_PASSWORD, SOURCE_PASSWORD]
+    webhook = admin_client.post("/webhooks", json={"url": f"http://127.0.0.1:1/hook-{uuid.uuid4().hex[:6]}"})
+    assert webhook.status_code == 201, webhook.text
+    wanted = [*configured, SITE_PASSWORD, SOURCE_PASSWORD, webhook.json()["secret"]]
 
     # A full run: stored in OSS, edited by the LLM, published to WordPress.
     data = manuscript("Nothing to hide", images=[picture(801), picture(802)], seed=801)
@@ -126,6 +135,7 @@ def test_no_secret_in_any_api_answer_after_a_full_run(client, admin_client, secr
         "article_id": run["article_id"],
         "site_id": site.json()["id"],
         "source_id": source.json()["id"],
+        "webhook_id": webhook.json()["id"],
         "name": "publish_document",
         "key": "x",
     }
@@ -163,6 +173,8 @@ def test_no_secret_in_any_api_answer_after_a_full_run(client, admin_client, secr
         if shape in text
     ]
     assert not leaks, leaks
+
+    admin_client.delete(f"/webhooks/{ids['webhook_id']}")  # no later test's runs are sent to it
 
     # The workers' logs of the same run.
     for worker in secret_stack["workers"]:

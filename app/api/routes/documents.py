@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from app.api.deps import CurrentUser, Session, get_or_404
-from app.api.schemas import DocumentOut, Submitted
+from app.api.schemas import DocumentOut, EmailAddress, Submitted
 from app.api.views import run_summary
 from app.core.config import get_settings
 from app.core.errors import LimitExceeded, NotFound, PermissionDenied
@@ -52,6 +52,7 @@ async def submit_document(
     date: Annotated[str | None, Form(description="ISO 8601 publish date")] = None,
     slug: Annotated[str | None, Form()] = None,
     excerpt: Annotated[str | None, Form()] = None,
+    reply_to: Annotated[EmailAddress | None, Form(description="an address told when the run ends")] = None,
 ) -> Submitted:
     """Upload a manuscript: the original is kept, a document and a run are created, the workflow starts."""
     limit = get_settings().max_upload_bytes
@@ -79,8 +80,8 @@ async def submit_document(
         await run_in_threadpool(intake.keep_original, manuscript)
         submission = await session.run_sync(
             lambda s: intake.record_or_duplicate(
-                s, manuscript, origin="api", workflow=workflow, payload=options, options=options,
-                submitted_by=user.id,
+                s, manuscript, origin="api", workflow=workflow, payload=options,
+                options={**options, "reply_to": reply_to} if reply_to else options, submitted_by=user.id,
             )
         )
         await session.commit()

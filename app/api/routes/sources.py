@@ -125,6 +125,8 @@ class SourceOut(BaseModel):
     last_error_code: str | None
     last_error_at: datetime | None
     consecutive_failures: int
+    reply_error: str | None = None  # the last reply to a sender that failed for good (GET …/replies)
+    reply_error_at: datetime | None = None
     messages: dict[str, int] = Field(default_factory=dict, description="messages recorded, by state")
     progress: MessageProgress = Field(default_factory=MessageProgress)
     created_at: datetime
@@ -257,6 +259,8 @@ def source_out(
         last_error_code=source.last_error_code,
         last_error_at=source.last_error_at,
         consecutive_failures=source.consecutive_failures,
+        reply_error=source.reply_error,
+        reply_error_at=source.reply_error_at,
         messages=counts or {},
         progress=MessageProgress(**stages, settled=not (stages["waiting"] or stages["in_progress"])),
         created_at=source.created_at,

@@ -37,6 +37,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from bs4 import BeautifulSoup, NavigableString
 
 from app.documents.words import word_count
+from app.integrations.notify.language import detect_language
 
 from .config import sender_allowed
 from .directives import END_MARKER, Directives, extract_directives, parse_subject
@@ -57,6 +58,7 @@ _SIGNATURE = re.compile(r"(?:^|\n)[ \t]*--[ \t\xa0]?[ \t]*(?:\r?\n|$)")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ADJACENT_WORDS = re.compile(r"(\?=)\s+(=\?)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 
 
 def content_hash(data: bytes) -> str:
@@ -114,6 +116,8 @@ class IncomingMessage:
     size: int = 0  # bytes, as the server counts them (RFC822.SIZE)
     flags: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
+    language: str | None = None  # Content-Language, else guessed from the text (for replies)
+    references: list[str] = field(default_factory=list)  # Message-IDs of its thread (References), no <>
 
     @property
     def ready(self) -> bool:
@@ -244,6 +248,9 @@ def _is_automatic(msg: Message, fallback: str) -> bool:
 
 
 def _finish(incoming: IncomingMessage, msg: Message, allowed_senders: tuple[str, ...]) -> IncomingMessage:
+    incoming.references = _MESSAGE_ID.findall(header_text(msg, "References") or header_text(msg, "In-Reply-To"))
+    written = incoming.text or (BeautifulSoup(incoming.html, "lxml").get_text(" ") if incoming.html else "")
+    incoming.language = detect_language(header_text(msg, "Content-Language"), f"{incoming.subject}\n{written}")
     defects = sorted({d.__class__.__name__ for part in msg.walk() for d in part.defects})
     if defects:
         incoming.warnings.append(f"the message is malformed ({', '.join(defects)}); read as far as possible")

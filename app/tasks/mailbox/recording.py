@@ -209,6 +209,8 @@ def _record_message(
         warnings=list(message.warnings),
         documents=[],
         run_ids=[],
+        language=message.language,
+        references=[ref[:1000] for ref in message.references[-20:]],
     )
     session.add(row)
     session.flush()
