@@ -13,7 +13,7 @@ from tests.support import wait_until
 def drive(until, *, timeout: float = 120, message: str = "the replies to be sent"):
     """Run the mailbox and notification dispatchers (what beat runs every few seconds) until
     `until()` is truthy; its value."""
-    from app.tasks.mailbox import dispatch as dispatch_mail
+    from app.tasks.mailbox.tasks import dispatch as dispatch_mail
     from app.tasks.notify import dispatch as dispatch_notifications
 
     def step():

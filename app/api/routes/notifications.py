@@ -45,10 +45,8 @@ async def _source(session, source_id: uuid.UUID) -> Source:
 
 
 def _replies_out(source: Source) -> RepliesOut:
-    from app.tasks.notify import reply_settings
-
     return RepliesOut(
-        settings=reply_settings(source),
+        settings=source.typed_options.replies or ReplySettings(),
         smtp_configured=bool(get_settings().smtp_host),
         builtin_languages=sorted(builtin()),
         reply_error=source.reply_error,

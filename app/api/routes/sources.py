@@ -28,7 +28,7 @@ from app.services.mailboxes import (
     managed_by_variables,
     progress_counts,
 )
-from app.tasks.celery_app import celery_app
+from app.core.broker import celery_app
 
 router = APIRouter(prefix="/sources", tags=["sources"])
 
