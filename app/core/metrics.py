@@ -165,12 +165,11 @@ def _le(bound: float) -> str:
 
 
 async def _broker_families() -> list[Metric]:
-    import redis.asyncio as aioredis
-
     from app.core.config import get_settings
+    from app.core.connections import async_redis_client
 
     url = get_settings().redis_url or "redis://redis-url-not-configured.invalid"
-    client = aioredis.from_url(url, socket_timeout=2)
+    client = async_redis_client(url)
     try:
         async with client.pipeline(transaction=False) as pipe:
             for queue in QUEUES:

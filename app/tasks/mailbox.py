@@ -200,7 +200,9 @@ def _sync_default_source() -> None:
 
 @functools.lru_cache(maxsize=4)
 def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    from app.core.connections import redis_client
+
+    return redis_client(url)
 
 
 def redis_client() -> redis.Redis:

@@ -27,9 +27,9 @@ async def ready(response: Response) -> dict:
             await conn.execute(text("select 1"))
 
     async def redis_ping() -> None:
-        import redis.asyncio as aioredis
+        from app.core.connections import async_redis_client
 
-        client = aioredis.from_url(get_settings().redis_url or "redis://invalid", socket_timeout=2)
+        client = async_redis_client(get_settings().redis_url or "redis://invalid")
         try:
             await client.ping()
         finally:
