@@ -19,8 +19,9 @@ log = logging.getLogger("copydesk.sweeper")
 
 def find_stuck_runs(session, *, stuck_after: float, heartbeat_timeout: float) -> list[tuple[Run, str]]:
     """Runs that are queued or running, have shown no event for `stuck_after` seconds, and have no
-    step or item that is alive (a fresh heartbeat) or waiting for a scheduled retry."""
-    now = state.now()
+    step or item that is alive (a fresh heartbeat) or waiting for a scheduled retry. Measured on the
+    database's clock: a sweeper on a host whose clock runs ahead must not find live runs stuck."""
+    now = session.execute(select(func.now())).scalar_one()
     quiet_since = now - timedelta(seconds=stuck_after)
     stale = now - timedelta(seconds=heartbeat_timeout)
     last_event = (

@@ -484,18 +484,18 @@ class Cluster:
     # --- workers --------------------------------------------------------------------------------
 
     def start_worker(self, name: str, *, env: dict[str, str] | None = None, concurrency: int = 3,
-                     wait: bool = True) -> Process:
+                     queues: str | None = None, wait: bool = True) -> Process:
         """(Re)start the worker of host `name` with extra settings `env`; it consumes cpu, io and
-        a queue named after the host (to send a message to that host alone)."""
+        a queue named after the host (to send a message to that host alone), or `queues`."""
         old = self.processes.get(name)
         if old is not None and old.alive:
             old.stop()
         process = Process(self[name], name, [
-            sys.executable, "-m", "celery", "-A", "app.tasks", "worker", "-Q", f"cpu,io,{name}", "-P", "threads",
+            sys.executable, "-m", "celery", "-A", "app.tasks", "worker", "-Q", queues or f"cpu,io,{name}", "-P", "threads",
             "-c", concurrency, "-n", f"{name}@{self.prefix}", "--without-mingle", "--without-gossip", "-E",
             "--loglevel=INFO",
         ], {**self.env, **(env or {})}, self.logs)
-        process.overrides = dict(env or {})
+        process.overrides = {**(env or {}), **({"queues": queues} if queues else {})}
         self._start(process)
         if wait:
             process.wait_log("ready.", timeout=120, message=f"worker {name} to start")
@@ -544,11 +544,14 @@ class Cluster:
             " WHERE s.run_id = ANY(%s::uuid[]) AND i.state = 'running'", [run_ids])
         return [(self.worker_of(claimed_by), run_id, index) for claimed_by, run_id, index in rows]
 
+    def done_again(self, run_ids: list[str]) -> dict[str, int]:
+        """The step and item bodies of the runs that started more than once (tests/workflows/kinds.py
+        counts them in Redis), with their counts."""
+        return {f"{run_id[:8]}:{label}": n for run_id in run_ids
+                for label, n in self.probe.call("executions", run_id).items() if n != 1}
+
     def assert_done_once(self, run_ids: list[str]) -> None:
-        """Every step and item body of the runs started exactly once (tests/workflows/kinds.py counts
-        them in Redis); DoneTwice names the ones that did not."""
-        again = {f"{run_id[:8]}:{label}": n for run_id in run_ids
-                 for label, n in self.probe.call("executions", run_id).items() if n != 1}
+        again = self.done_again(run_ids)
         if again:
             raise DoneTwice(f"bodies started more than once: {again}")
 
