@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -17,12 +18,20 @@ def cluster_session():
                              ("redis-server", "redis-server")):
         require_program(program, program, package)
     require((PG_BIN / "postgres").exists(), "PostgreSQL 15", "install the Debian package postgresql-15")
+    # A SIGTERM (a CI timeout) unwinds like Ctrl-C, so the namespaces and processes go with the
+    # session; only SIGKILL leaves them, for the next session to remove (harness.remove_leftovers).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     cluster = Cluster()
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture

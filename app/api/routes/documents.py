@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from app.workflows import engine, intake
 from app.workflows.schema import get_workflow
 
 router = APIRouter(prefix="/documents", tags=["documents"])
+log = logging.getLogger("copydesk.api")
 
 
 async def read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -83,8 +85,8 @@ async def submit_document(
             )
         )
         await session.commit()
-        if not submission.duplicate:
-            await run_in_threadpool(engine.send, submission.run)
+        if not submission.duplicate and not await _send_or_leave_to_sweeper(session, submission.run):
+            response.status_code = status.HTTP_202_ACCEPTED
     else:
         submission = duplicate
     if submission.duplicate:
@@ -96,6 +98,25 @@ async def submit_document(
         duplicate=submission.duplicate,
         run_url=str(request.url_for("get_run", run_id=run.id)) if run else None,
     )
+
+
+async def _send_or_leave_to_sweeper(session, run) -> bool:
+    """Send the run's canvas; False when the broker cannot be reached. The document and its run are
+    already committed: the run is marked unsent and the sweeper sends it at its next pass once Redis
+    answers again (app/tasks/ops.py), so the upload is accepted rather than refused half-written."""
+    import kombu.exceptions
+
+    try:
+        await run_in_threadpool(engine.send, run)
+        return True
+    except kombu.exceptions.OperationalError as exc:
+        from app.tasks.ops import NOT_SENT
+        from app.workflows import state
+
+        log.warning("run %s recorded but not sent (%s): left to the sweeper", run.id, exc)
+        await session.run_sync(lambda s: state.add_event(s, run.id, "run", "queued", message=NOT_SENT))
+        await session.commit()
+        return False
 
 
 @router.get("", response_model=list[DocumentOut])
