@@ -61,16 +61,21 @@ def libpq_options() -> dict[str, int]:
     }
 
 
-def redis_options() -> dict[str, Any]:
-    """Connection keyword arguments for redis-py, kombu's Redis transport and Celery's backend."""
+def redis_options(url: str | None = None) -> dict[str, Any]:
+    """Connection keyword arguments for redis-py, kombu's Redis transport and Celery's backend (for
+    `url`: a Unix socket gets no TCP options)."""
     settings = get_settings()
-    return {
+    options = {
         "socket_timeout": settings.redis_socket_timeout,
-        "socket_connect_timeout": settings.connect_timeout,
-        "socket_keepalive": True,
-        "socket_keepalive_options": tcp_keepalive(settings.dead_peer_timeout),
         "health_check_interval": settings.redis_health_check_interval,
     }
+    if not (url or "").startswith("unix:"):
+        options.update(
+            socket_connect_timeout=settings.connect_timeout,
+            socket_keepalive=True,
+            socket_keepalive_options=tcp_keepalive(settings.dead_peer_timeout),
+        )
+    return options
 
 
 def _backoff(module):
@@ -84,7 +89,7 @@ def redis_client(url: str):
     from redis.retry import Retry
 
     return redis.Redis.from_url(
-        url, retry=Retry(_backoff(backoff), get_settings().redis_retries), **redis_options()
+        url, retry=Retry(_backoff(backoff), get_settings().redis_retries), **redis_options(url)
     )
 
 
@@ -94,4 +99,6 @@ def async_redis_client(url: str):
     from redis import backoff
     from redis.asyncio.retry import Retry
 
-    return aioredis.from_url(url, retry=Retry(_backoff(backoff), get_settings().redis_retries), **redis_options())
+    return aioredis.from_url(
+        url, retry=Retry(_backoff(backoff), get_settings().redis_retries), **redis_options(url)
+    )

@@ -23,12 +23,12 @@ _PLACEHOLDER_BROKER = "redis://redis-url-not-configured.invalid:6379/0"
 
 class SendOnlyRedisBackend(RedisBackend):
     """The Redis result backend, with the keepalive timings of app/core/connections.py and minus one
-    habit: Celery subscribes a process to a pub/sub channel
-    for every task it sends and every group result it builds, in case it waits for them, and only a
-    wait ever unsubscribes. Copydesk never waits on Celery results (run state lives in PostgreSQL),
-    so the API and the workers would collect subscriptions forever. Here a process subscribes only
-    when it actually waits (`AsyncResult.get()`, `GroupResult.join_native()`); the wait reads the
-    current state after subscribing, so nothing is missed."""
+    habit: Celery subscribes a process to a pub/sub channel for every task it sends and every group
+    result it builds, in case it waits for them, and only a wait ever unsubscribes. Copydesk never
+    waits on Celery results (run state lives in PostgreSQL), so the API and the workers would collect
+    subscriptions forever. Here a process subscribes only when it actually waits (`AsyncResult.get()`,
+    `GroupResult.join_native()`); the wait reads the current state after subscribing, so nothing is
+    missed."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
