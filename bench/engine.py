@@ -12,7 +12,8 @@ import argparse
 import time
 import uuid
 
-from bench.harness import save, stack, start_run, summary, table, wait_run
+from bench.harness import save, stack, summary, table, wait_run
+from tests.support import start_run
 
 
 def step_times(run_id: str) -> dict:

@@ -103,18 +103,6 @@ def stack(extra_env: dict[str, str] | None = None, *, cpu: int = 2, io: int = 24
         database.drop()
 
 
-def start_run(workflow: str, payload: dict) -> str:
-    from app.core.db import session_scope
-    from app.workflows import engine, state
-    from app.workflows.schema import get_workflow
-
-    with session_scope() as session:
-        run = state.create_run(session, get_workflow(workflow), payload)
-        run.launches = 1
-    engine.send(run)
-    return str(run.id)
-
-
 def wait_run(run_id: str, timeout: float = 300):
     import uuid
 

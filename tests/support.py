@@ -69,3 +69,16 @@ def wait_run(client, run_id: str, *, states=RUN_ENDED, timeout: float = 120, int
         return run if run["state"] in states else None
 
     return wait_until(reached, timeout=timeout, interval=interval, message=f"run {run_id} to reach {states}")
+
+
+def start_run(workflow: str, payload: dict) -> str:
+    """Create a run and send its canvas, as intake does (without a document); its id."""
+    from app.core.db import session_scope
+    from app.workflows import engine, state
+    from app.workflows.schema import get_workflow
+
+    with session_scope() as session:
+        run = state.create_run(session, get_workflow(workflow), payload)
+        run.launches = 1
+    engine.send(run)
+    return str(run.id)

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, alias="DATABASE_URL")
     redis_url: str | None = Field(None, alias="REDIS_URL")
 
+    # --- connections to PostgreSQL and Redis (app/core/connections.py) -----------------------
+    # Seconds to open a connection; then an open connection whose peer stops answering (a host cut
+    # off the network) fails after DEAD_PEER_TIMEOUT seconds (TCP keepalive + TCP_USER_TIMEOUT).
+    connect_timeout: int = Field(5, ge=2, le=300, alias="CONNECT_TIMEOUT")
+    dead_peer_timeout: int = Field(10, ge=2, le=3600, alias="DEAD_PEER_TIMEOUT")
+    # The longest wait for one Redis reply, how often an idle Redis connection is checked before use,
+    # and how often a failed Redis command is tried again (each time on a new connection).
+    redis_socket_timeout: float = Field(5, gt=1, alias="REDIS_SOCKET_TIMEOUT")
+    redis_health_check_interval: int = Field(10, ge=0, alias="REDIS_HEALTH_CHECK_INTERVAL")
+    redis_retries: int = Field(1, ge=0, le=10, alias="REDIS_RETRIES")
+
     # --- auth --------------------------------------------------------------------------------
     jwt_secret_key: SecretStr | None = Field(None, alias="JWT_SECRET_KEY")
     jwt_expire_minutes: int = Field(60 * 12, gt=0, alias="JWT_EXPIRE_MINUTES")

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
+from app.core.connections import libpq_options, set_tcp_options
 from app.core.errors import ConfigurationError
 
 
@@ -52,7 +53,11 @@ def _sync_pair() -> tuple[Engine, sessionmaker[Session]]:
     url = sync_url()
     pair = _sync.get(url)
     if pair is None:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # libpq's connect timeout, keepalive and TCP_USER_TIMEOUT: a cut-off database fails a query
+        # in seconds (app/core/connections.py), and the pre-ping replaces the dead connection.
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=libpq_options()
+        )
         event.listen(engine, "connect", _relax_commits)
         pair = _sync.setdefault(url, (engine, sessionmaker(engine, expire_on_commit=False)))
     return pair
@@ -97,9 +102,26 @@ def _async_pair() -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
     url = async_url()
     pair = _async.get(url)
     if pair is None:
-        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_async_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+            connect_args={"async_creator_fn": _connect_asyncpg},
+        )
         pair = _async.setdefault(url, (engine, async_sessionmaker(engine, expire_on_commit=False)))
     return pair
+
+
+async def _connect_asyncpg(*args, **kwargs):
+    """asyncpg's connect with CONNECT_TIMEOUT, and the keepalive it has no parameters for set on its
+    socket (app/core/connections.py). A database that cannot be reached is an asyncpg InterfaceError,
+    which SQLAlchemy reports as its own (the API answers 503), not a bare TimeoutError or OSError."""
+    import asyncpg
+
+    try:
+        connection = await asyncpg.connect(*args, timeout=get_settings().connect_timeout, **kwargs)
+    except OSError as exc:  # TimeoutError and refused connections among them
+        raise asyncpg.exceptions.InterfaceError(f"cannot connect to PostgreSQL: {exc!r}") from exc
+    set_tcp_options(connection._transport.get_extra_info("socket"))
+    return connection
 
 
 def async_engine() -> AsyncEngine:

@@ -19,12 +19,12 @@ import logging
 import time
 from collections.abc import Iterable
 
-import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import text
 
 from app.core.config import get_settings
+from app.core.connections import async_redis_client
 from app.core.db import async_sessions
 
 log = logging.getLogger("copydesk.metrics")
@@ -168,7 +168,7 @@ def _le(bound: float) -> str:
 
 async def _broker_families() -> list[Metric]:
     url = get_settings().redis_url or "redis://redis-url-not-configured.invalid"
-    client = aioredis.from_url(url, socket_timeout=2)
+    client = async_redis_client(url)
     try:
         async with client.pipeline(transaction=False) as pipe:
             for queue in QUEUES:

@@ -18,23 +18,28 @@ log = logging.getLogger("copydesk.sweeper")
 
 
 def find_stuck_runs(session, *, stuck_after: float, heartbeat_timeout: float) -> list[tuple[Run, str]]:
-    """Runs that are queued or running, have shown no event for `stuck_after` seconds, and have no
-    step or item that is alive (a fresh heartbeat) or waiting for a scheduled retry."""
-    now = state.now()
+    """Runs that are queued or running, have shown no event for `stuck_after` seconds (or were never
+    sent: engine.NOT_SENT), and have no step or item that is alive (a fresh heartbeat) or waiting for a
+    scheduled retry. Measured on the database's clock: a sweeper on a host whose clock runs ahead
+    must not find live runs stuck."""
+    now = session.execute(select(func.now())).scalar_one()
     quiet_since = now - timedelta(seconds=stuck_after)
     stale = now - timedelta(seconds=heartbeat_timeout)
     last_event = (
-        select(RunEvent.run_id, func.max(RunEvent.at).label("last"))
+        select(RunEvent.run_id, func.max(RunEvent.at).label("last"), func.max(RunEvent.id).label("last_id"))
         .group_by(RunEvent.run_id)
         .subquery()
     )
+    unsent = select(RunEvent.id).where(
+        RunEvent.id == last_event.c.last_id, RunEvent.message == engine.NOT_SENT
+    )
     candidates = session.execute(
-        select(Run)
+        select(Run, unsent.exists().label("unsent"))
         .join(last_event, last_event.c.run_id == Run.id)
-        .where(Run.state.in_(("queued", "running")), last_event.c.last < quiet_since)
-    ).scalars().all()
+        .where(Run.state.in_(("queued", "running")), (last_event.c.last < quiet_since) | unsent.exists())
+    ).all()
     stuck = []
-    for run in candidates:
+    for run, never_sent in candidates:
         live_steps = session.execute(
             select(func.count())
             .select_from(Step)
@@ -54,7 +59,9 @@ def find_stuck_runs(session, *, stuck_after: float, heartbeat_timeout: float) ->
                 | ((StepItem.state == "retrying") & (StepItem.next_attempt_at > now - timedelta(seconds=stuck_after))),
             )
         ).scalar_one()
-        if live_steps == 0 and live_items == 0:
+        if never_sent:
+            stuck.append((run, "recorded while the broker was unavailable"))
+        elif live_steps == 0 and live_items == 0:
             stuck.append((run, f"no progress for {stuck_after:.0f}s and no live step"))
     return stuck
 

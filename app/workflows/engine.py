@@ -27,6 +27,10 @@ STEP_TASK = "copydesk.step.{}"  # one task per step kind
 FAN_IN = "copydesk.fan_in"  # the body of a fan-out's chord
 FINISH_RUN = "copydesk.finish_run"
 ON_ERROR = "copydesk.on_error"  # the errback of a whole run
+# The last event of a run that was recorded but whose canvas could not be sent (the broker was
+# unreachable): the sweeper (app/tasks/ops.py) sends it at its next pass, without waiting for
+# RUN_STUCK_AFTER.
+NOT_SENT = "not sent: the broker was unavailable; the sweeper sends it"
 
 
 class InvalidTransition(PermanentError):

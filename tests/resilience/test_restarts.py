@@ -13,22 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from tests.fixtures.stack import ROOT, embedded_state_dir, isolated_stack
-from tests.support import wait_until
+from tests.support import start_run, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 FAST_SWEEPER = {"RUN_STUCK_AFTER": "4", "SWEEP_INTERVAL": "1", "STEP_HEARTBEAT_TIMEOUT": "3", "RUN_MAX_SWEEPS": "10"}
-
-
-def start_run(workflow: str, payload: dict) -> str:
-    from app.core.db import session_scope
-    from app.workflows import engine, state
-    from app.workflows.schema import get_workflow
-
-    with session_scope() as session:
-        run = state.create_run(session, get_workflow(workflow), payload)
-        run.launches = 1
-    engine.send(run)
-    return str(run.id)
 
 
 def run_states(run_ids: list[str]) -> dict[str, str]:

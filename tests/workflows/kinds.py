@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from app.core.config import get_settings
+from app.core.connections import redis_client
 from app.core.errors import InvalidDocument, ServiceUnavailable
 from app.workflows.registry import StepContext, step_kind
 
 
 def _redis():
-    return redis.Redis.from_url(get_settings().redis_url)
+    return redis_client(get_settings().redis_url)
 
 
 def _note(ctx: StepContext) -> None:

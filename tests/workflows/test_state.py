@@ -12,15 +12,35 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture()
-def fan_out(stack_env):
-    """A publish_document run whose upload_image step has two items."""
+def new_run(stack_env):
+    """Makes publish_document runs that no worker takes, and deletes them afterwards: left queued,
+    they would be stuck runs for the sweeper of a later test."""
+    from sqlalchemy import delete
+
     from app.core.db import session_scope
+    from app.models import Run
     from app.workflows import state
     from app.workflows.schema import get_workflow
 
+    made = []
+
+    def make() -> uuid.UUID:
+        with session_scope() as session:
+            made.append(state.create_run(session, get_workflow("publish_document"), {}).id)
+        return made[-1]
+
+    yield make
     with session_scope() as session:
-        run = state.create_run(session, get_workflow("publish_document"), {})
-        run_id = run.id
+        session.execute(delete(Run).where(Run.id.in_(made)))
+
+
+@pytest.fixture()
+def fan_out(new_run):
+    """A publish_document run whose upload_image step has two items."""
+    from app.core.db import session_scope
+    from app.workflows import state
+
+    run_id = new_run()
     with session_scope() as session:
         state.ensure_items(session, run_id, "upload_image", [{"key": "a.png"}, {"key": "b.png"}])
     return run_id
@@ -148,14 +168,12 @@ def test_a_fan_out_makes_its_items_once(fan_out):
         assert (session.get(Run, fan_out).progress_done, session.get(Run, fan_out).progress_total) == (0, 7)
 
 
-def test_an_empty_fan_out_counts_as_one_step(stack_env):
+def test_an_empty_fan_out_counts_as_one_step(new_run):
     from app.core.db import session_scope
     from app.models import Run
     from app.workflows import state
-    from app.workflows.schema import get_workflow
 
-    with session_scope() as session:
-        run_id = state.create_run(session, get_workflow("publish_document"), {}).id
+    run_id = new_run()
     assert transition(state.ensure_items, run_id, "upload_image", []) == []
     assert transition(state.ensure_items, run_id, "upload_image", ["late"]) == []  # still none
     with session_scope() as session:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
+import kombu.exceptions
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
@@ -15,10 +17,11 @@ from app.core.errors import LimitExceeded, NotFound, PermissionDenied
 from app.models import Document
 from app.services import storage
 from app.services.mailboxes import source_id_by_ref
-from app.workflows import engine, intake
+from app.workflows import engine, intake, state
 from app.workflows.schema import get_workflow
 
 router = APIRouter(prefix="/documents", tags=["documents"])
+log = logging.getLogger("copydesk.api")
 
 
 async def read_limited(upload: UploadFile, limit: int) -> bytes:
@@ -85,8 +88,8 @@ async def submit_document(
             )
         )
         await session.commit()
-        if not submission.duplicate:
-            await run_in_threadpool(engine.send, submission.run)
+        if not submission.duplicate and not await _send_or_leave_to_sweeper(session, submission.run):
+            response.status_code = status.HTTP_202_ACCEPTED
     else:
         submission = duplicate
     if submission.duplicate:
@@ -98,6 +101,20 @@ async def submit_document(
         duplicate=submission.duplicate,
         run_url=str(request.url_for("get_run", run_id=run.id)) if run else None,
     )
+
+
+async def _send_or_leave_to_sweeper(session, run) -> bool:
+    """Send the run's canvas; False when the broker cannot be reached. The document and its run are
+    already committed: the run is marked unsent and the sweeper sends it at its next pass once Redis
+    answers again (engine.NOT_SENT), so the upload is accepted rather than refused half-written."""
+    try:
+        await run_in_threadpool(engine.send, run)
+        return True
+    except kombu.exceptions.OperationalError as exc:
+        log.warning("run %s recorded but not sent (%s): left to the sweeper", run.id, exc)
+        await session.run_sync(lambda s: state.add_event(s, run.id, "run", "queued", message=engine.NOT_SENT))
+        await session.commit()
+        return False
 
 
 @router.get("", response_model=list[DocumentOut])

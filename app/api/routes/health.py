@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import asyncio
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
 from app.core.broker import celery_app
 from app.core.config import get_settings
+from app.core.connections import async_redis_client
 from app.core.db import async_engine
 
 router = APIRouter(tags=["health"])
@@ -30,7 +30,7 @@ async def ready(response: Response) -> dict:
             await conn.execute(text("select 1"))
 
     async def redis_ping() -> None:
-        client = aioredis.from_url(get_settings().redis_url or "redis://invalid", socket_timeout=2)
+        client = async_redis_client(get_settings().redis_url or "redis://invalid")
         try:
             await client.ping()
         finally:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import func, select
 
 from app.api.deps import AdminUser, Session
+from app.core.broker import celery_app
 from app.core.errors import ConfigurationError, CopydeskError, NotFound, describe, error_code
 from app.integrations.mailbox import check_mailbox
 from app.models import MailMessage, Source
@@ -28,7 +29,6 @@ from app.services.mailboxes import (
     managed_by_variables,
     progress_counts,
 )
-from app.core.broker import celery_app
 
 router = APIRouter(prefix="/sources", tags=["sources"])
 

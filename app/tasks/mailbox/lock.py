@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import redis
 from redis.exceptions import LockError
 
+from app.core import connections
 from app.core.config import get_settings
 from app.core.errors import ConfigurationError
 
@@ -23,7 +24,7 @@ LOCK_PREFIX = "copydesk:mailbox:lock:"
 
 @functools.lru_cache(maxsize=4)
 def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+    return connections.redis_client(url)
 
 
 def redis_client() -> redis.Redis:
