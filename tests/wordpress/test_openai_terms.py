@@ -15,8 +15,7 @@ import pytest
 from docx import Document
 
 from tests.llm.documents import press_release
-from tests.support import wait_run
-from tests.wordpress.conftest import publish_step, submit, wp_get
+from tests.wordpress.conftest import make_site, published, tag_count, tag_names
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.llm, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -45,29 +44,12 @@ def server(llm_server, openai_wp_stack):
     return llm_server
 
 
-def published(client, wordpress, data: bytes, filename: str, **form) -> tuple[dict, dict, dict]:
-    run = wait_run(client, submit(client, data, filename, **form)["run"]["id"])
-    assert run["state"] == "succeeded", run["error"]
-    result = publish_step(run)["result"]
-    return run, result, wp_get(wordpress, f"wp/v2/posts/{result['post_id']}").json()
 
 
-def tag_names(wordpress, ids: list[int]) -> list[str]:
-    return sorted(t["name"] for t in wp_get(wordpress, "wp/v2/tags", include=",".join(map(str, ids))).json())
 
 
-def tag_count(wordpress) -> int:
-    return int(wp_get(wordpress, "wp/v2/tags", per_page=1).headers["X-WP-Total"])
 
 
-def make_site(admin_client, wordpress, **options) -> dict:
-    values = {
-        "name": f"site-{uuid.uuid4().hex[:8]}", "url": wordpress.url, "username": wordpress.user,
-        "app_password": wordpress.app_password, "options": options,
-    }  # fmt: skip
-    response = admin_client.post("/sites", json=values)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_the_model_sees_the_sites_terms_and_its_new_tags_are_made(client, server, wordpress):
@@ -103,7 +85,7 @@ def test_a_site_that_takes_only_the_senders_terms_leaves_the_models_out(client, 
     doc.add_paragraph(f"Visitors can meet {invented} at the quay every morning, weather permitting.")
     out = io.BytesIO()
     doc.save(out)
-    site = make_site(admin_client, wordpress, create_terms="sender")
+    site = make_site(admin_client, wordpress, options={"create_terms": "sender"})
     try:
         before = tag_count(wordpress)
         run, result, post = published(client, wordpress, out.getvalue(), "harbour.docx", site=site["name"])
@@ -124,7 +106,7 @@ def test_a_site_that_wants_latin_slugs_gets_pinyin(client, admin_client, server,
     doc.add_paragraph("北京市图书馆今天宣布，经过两年的翻修，图书馆将于明年春天重新开放。新馆将增加三万册新书。")
     out = io.BytesIO()
     doc.save(out)
-    site = make_site(admin_client, wordpress, transliterate_slugs=True)
+    site = make_site(admin_client, wordpress, options={"transliterate_slugs": True})
     try:
         run, result, post = published(client, wordpress, out.getvalue(), "beijing.docx", site=site["name"], status="publish")
         slug = client.get(f"/articles/{run['article_id']}").json()["slug"]

@@ -15,12 +15,14 @@ import pytest
 
 from tests.support import wait_run, wait_until
 from tests.wordpress.conftest import (
+    make_site,
     manuscript,
     marker,
     noise_png,
     picture,
     posts_of,
     publish_step,
+    published,
     rerun,
     submit,
     wp_get,
@@ -38,29 +40,6 @@ def media_by_slug(wordpress, images: list[bytes]) -> dict[str, dict]:
     slugs = {f"copydesk-{sha(i)[:32]}": sha(i) for i in images}
     found = wp_get(wordpress, "wp/v2/media", slug=",".join(slugs), per_page=100).json()
     return {slugs[m["slug"]]: m for m in found}
-
-
-def published(client, wordpress, data: bytes, filename: str = "m.docx", **form) -> tuple[dict, dict, dict]:
-    """Submit, wait for success; (run, publish result, the post as WordPress has it)."""
-    body = submit(client, data, filename, **form)
-    run = wait_run(client, body["run"]["id"])
-    assert run["state"] == "succeeded", (run["error"], publish_step(run))
-    result = publish_step(run)["result"]
-    post = wp_get(wordpress, f"wp/v2/posts/{result['post_id']}").json()
-    return run, result, post
-
-
-def make_site(admin_client, wordpress, **fields) -> dict:
-    values = {
-        "name": f"site-{uuid.uuid4().hex[:8]}",
-        "url": wordpress.url,
-        "username": wordpress.user,
-        "app_password": wordpress.app_password,
-        **fields,
-    }
-    response = admin_client.post("/sites", json=values)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 # --- a full publish ---------------------------------------------------------------------------------

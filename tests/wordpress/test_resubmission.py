@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.dovecot import DOCX_TYPE, make_message
 from tests.support import wait_run
-from tests.wordpress.conftest import manuscript, picture, posts_of, publish_step, submit, wp_get
+from tests.wordpress.conftest import manuscript, picture, posts_of, publish_step, submit, tag_names, wp_get
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -22,8 +22,6 @@ def upload(client, data: bytes, filename: str, **form):
     return client.post("/documents", files={"file": (filename, data)}, data=form)
 
 
-def tag_names(wordpress, ids: list[int]) -> list[str]:
-    return sorted(t["name"] for t in wp_get(wordpress, "wp/v2/tags", include=",".join(map(str, ids))).json())
 
 
 def test_new_options_update_the_same_post_and_the_same_options_change_nothing(client, wp_stack, wordpress):
