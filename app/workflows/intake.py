@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import PurePath
-from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select
@@ -104,10 +104,18 @@ def find_duplicate(session: Session, manuscript: Manuscript) -> Submission | Non
     ).scalar_one_or_none()
     if existing is None:
         return None
-    run = session.execute(
-        select(Run).where(Run.document_id == existing.id).order_by(Run.created_at.desc()).limit(1)
+    return Submission(existing, _latest_run(session, existing.id), duplicate=True)
+
+
+def _latest_run(session: Session, document_id: uuid.UUID) -> Run | None:
+    """The document's newest run, as the database has it now (its state moves on in the workers)."""
+    return session.execute(
+        select(Run)
+        .where(Run.document_id == document_id)
+        .order_by(Run.created_at.desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
-    return Submission(existing, run, duplicate=True)
 
 
 def keep_original(manuscript: Manuscript) -> None:
@@ -129,6 +137,13 @@ def _merged(options: dict[str, Any] | None, changed: dict[str, Any]) -> dict[str
     return {**out, **changed}
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Whether an option asks for what it asked before (tags in another order are the same tags)."""
+    if isinstance(old, list) and isinstance(new, list):
+        return sorted(map(str, old)) == sorted(map(str, new))
+    return old == new
+
+
 def _site_id(session: Session, options: dict[str, Any]) -> uuid.UUID | None:
     name = options.get("site")
     return session.execute(select(Site.id).where(Site.name == name)).scalar_one_or_none() if name else None
@@ -146,16 +161,23 @@ def resubmit(
     unsent: Collection[Run] = (),
 ) -> Submission:
     """The same content again, with the options this submission set (`given`: its form fields or
-    directives, not its defaults). Nothing new: `found` as it is. New or changed options: the
+    directives, not its defaults). Nothing new: `found`, as it is now. New or changed options: the
     document's options take them and a new run (queued; the caller sends it after committing)
     applies them to the document's post — or, when the latest run was made in this transaction and
     is not sent yet (`unsent`: an earlier message of the same poll), that run takes them. While the
     latest run has not ended: StillRunning, whose message says how to update."""
-    document, latest = found.document, found.run
+    # The document's row, locked until the caller commits: two resubmissions at once make one run.
+    document = session.execute(
+        select(Document)
+        .where(Document.id == found.document.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    latest = _latest_run(session, document.id)
     before = document.options or {}
-    changed = {k: v for k, v in given.items() if v not in (None, "", []) and before.get(k) != v}
+    changed = {k: v for k, v in given.items() if v not in (None, "", []) and not _same(before.get(k), v)}
     if not changed:
-        return found
+        return Submission(document, latest, duplicate=True)
     if latest is not None and any(latest is run for run in unsent):
         latest.payload = _merged(latest.payload, changed)
         document.options = _merged(before, changed)

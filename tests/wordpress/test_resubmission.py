@@ -48,7 +48,7 @@ def test_new_options_update_the_same_post_and_the_same_options_change_nothing(cl
     assert [p["id"] for p in posts_of(wordpress, doc_id)] == [post_id]  # one post
 
     # The same options again, or none: the existing document and run, with the article and URL.
-    for form in ({"status": "pending", "tags": "beta,gamma"}, {}):
+    for form in ({"status": "pending", "tags": "gamma, beta"}, {}):  # tags in another order: the same
         same = upload(client, data, "again.docx", **form)
         assert same.status_code == 200, same.text
         answer = same.json()
