@@ -66,7 +66,11 @@ from app.integrations.wordpress.content import (
 )
 from app.integrations.wordpress.settings import STATUSES, WordPressSite, may_create_terms
 
-_NAMED_BY = {"sender": "named by the sender", "llm": "proposed by the OpenAI editor", "offline": "proposed by the offline editor"}
+_NAMED_BY = {
+    "sender": "named by the sender",
+    "llm": "proposed by the OpenAI editor",
+    "offline": "proposed by the offline editor",
+}
 _CREATES = {
     "never": "adds no terms",
     "sender": "adds only the terms the sender names",
