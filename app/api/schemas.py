@@ -154,8 +154,11 @@ class RunPage(BaseModel):
 class Submitted(BaseModel):
     document: DocumentOut
     run: RunSummary | None
-    duplicate: bool
+    duplicate: bool  # the same content was submitted before
+    updated: bool = False  # … and `run` is a new run that applies the new options to its post
     run_url: str | None
+    article_id: uuid.UUID | None = None  # the same content before: its article
+    url: str | None = None  # … and its post (or preview) once published
 
 
 class ArticleOut(ORM):

@@ -293,7 +293,9 @@ def submit(
     json_out: bool = JSON_OUT,
     api_url: str | None = API_URL,
 ) -> None:
-    """Upload manuscripts and follow their runs with live progress bars until every run ends.
+    """Upload manuscripts and follow their runs with live progress bars until every run ends. A file
+    sent before is its document again: with new options (--status, --tags, --category) a new run
+    updates its post; without, nothing runs again; either way its post's URL is printed.
     Exit 0 when all succeeded, 1 when any failed, 5 when one waits for approval or --timeout passed."""
     for path in files:
         if not path.is_file():
@@ -328,6 +330,9 @@ def submit(
                 "document": body["document"],
                 "run": body.get("run"),
                 "duplicate": body.get("duplicate", False),
+                "updated": body.get("updated", False),
+                "article_id": body.get("article_id"),
+                "url": body.get("url"),
             }
             results.append(entry)
             if entry["run"] and entry["run"]["id"] not in followed:
@@ -336,10 +341,11 @@ def submit(
         if followed and not no_wait:
             finished = _wait_for_runs(api, followed, timeout, show=not json_out)
         for entry in results:
-            run = entry.get("run")
-            if run and run.get("article_id"):
+            article_id = (entry.get("run") or {}).get("article_id") or entry.get("article_id")
+            if article_id:
                 try:
-                    article = api.call("GET", f"/articles/{run['article_id']}")
+                    article = api.call("GET", f"/articles/{article_id}")
+                    entry["article_id"] = article_id
                     entry["url"] = article.get("wp_url") or article.get("preview_url")
                 except CliError:
                     pass
@@ -365,9 +371,12 @@ def submit(
                 document_id = entry["document"]["id"]
                 typer.echo(f"{entry['file']}: already submitted as document {document_id} (no run)")
                 continue
-            line = f"{entry['file']}: {run['state'].replace('_', ' ')}  run {run['id']}"
-            if entry["duplicate"]:
-                line += "  (already submitted before)"
+            what = ""
+            if entry["updated"]:
+                what = "submitted before, its post updated with the new options: "
+            elif entry["duplicate"]:
+                what = "already submitted, nothing new to apply: "
+            line = f"{entry['file']}: {what}{run['state'].replace('_', ' ')}  run {run['id']}"
             if run["state"] == "failed" and run.get("error"):
                 line += f"\n  error: {run['error']}"
             if entry.get("url"):
@@ -386,6 +395,7 @@ def _submission_json(entry: dict[str, Any]) -> dict[str, Any]:
         "file": entry["path"],
         "document_id": entry["document"]["id"],
         "duplicate": entry["duplicate"],
+        "updated": entry["updated"],
         "run_id": run.get("id"),
         "workflow": run.get("workflow"),
         "state": run.get("state"),
@@ -393,7 +403,7 @@ def _submission_json(entry: dict[str, Any]) -> dict[str, Any]:
         "error": run.get("error"),
         "error_step": run.get("error_step"),
         "warnings": run.get("warnings", []),
-        "article_id": run.get("article_id"),
+        "article_id": run.get("article_id") or entry.get("article_id"),
         "url": entry.get("url"),
     }
 

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         "draft", alias="WP_DEFAULT_STATUS"
     )
     wp_default_category: str | None = Field(None, alias="WP_DEFAULT_CATEGORY")
+    # JSON, the default site's `options` as the API takes them for other sites (app/models/site.py).
+    wp_site_options: dict[str, Any] | None = Field(None, alias="WP_SITE_OPTIONS")
+    # Seconds a site's tags and categories are kept in Redis for the editors (0: asked every time).
+    site_terms_ttl: float = Field(300, ge=0, le=86400, alias="SITE_TERMS_TTL")
 
     # --- mailbox (default source) ------------------------------------------------------------
     imap_host: str | None = Field(None, alias="IMAP_HOST")

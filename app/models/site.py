@@ -3,6 +3,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,8 +13,9 @@ from app.models.base import Base, PydanticJSON, created_at, updated_at, uuid_pk
 
 
 class SiteOptions(BaseModel):
-    """How Copydesk talks to a site (unset: the WordPress client's defaults). An admin sets them
-    through the API, which refuses unknown keys and values out of range."""
+    """How Copydesk talks to a site and writes its posts (unset: the defaults of WordPressSite,
+    app/integrations/wordpress/settings.py). An admin sets them through the API (the default site:
+    WP_SITE_OPTIONS), which refuses unknown keys and values out of range."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,8 +31,26 @@ class SiteOptions(BaseModel):
         description="tries per request while publishing (429, 5xx, timeouts; creates first look for what "
         "a lost try wrote); default 4. What outlasts them, the publish step's retry policy repeats.",
     )
+    create_terms: Literal["never", "sender", "sender_and_llm", "always"] | None = Field(
+        None,
+        description="who may add tags and categories the site does not have yet: never (nobody: "
+        "unknown names are left out), sender (names the sender gave: upload form, mail directive, "
+        "mailbox default, the site's default category), sender_and_llm (default: also what the OpenAI "
+        "editor proposes), always (also what the offline editor proposes). Left-out names are a "
+        "warning on the run.",
+    )
+    featured_image_in_body: bool | None = Field(
+        None,
+        description="true: the featured image also stays in the post's body; default false (themes "
+        "show the featured image above the post, so it would show twice)",
+    )
+    transliterate_slugs: bool | None = Field(
+        None,
+        description="true: slugs in Latin letters (pinyin, romaji, Revised Romanization, ...); default "
+        "false: in the title's own script (WordPress keeps UTF-8 slugs)",
+    )
 
-    def client_settings(self) -> dict[str, float | bool | int]:
+    def client_settings(self) -> dict[str, float | bool | int | str]:
         """The options that are set, as WordPressSite arguments."""
         return self.model_dump(include=set(SiteOptions.model_fields), exclude_none=True)
 

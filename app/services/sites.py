@@ -1,11 +1,11 @@
 """WordPress sites for the workers and the API: the `sites` table as WordPressSite settings, the
 default site from WP_URL / WP_USER / WP_APP_PASSWORD, which site a document is published to, and a
-site's categories (for the transform step's category choice).
+site's existing terms (for the transform step: the editors choose tags and a category from them).
 
 The default site. When WP_URL is set, the environment defines the default site: `ensure_env_site()`
 keeps a row named "default" (options.from_env) in step with WP_URL, WP_USER, WP_APP_PASSWORD
-(+ WP_BODY_FORMAT, WP_IMPORT_IMAGES, WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY, read from the process
-environment), and makes it the default. It is idempotent and cheap (one SELECT when nothing changed),
+(+ WP_BODY_FORMAT, WP_IMPORT_IMAGES, WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY, WP_SITE_OPTIONS, read
+from the process environment), and makes it the default. It is idempotent and cheap (one SELECT when nothing changed),
 and is called by the publish step and by the /sites routes, so the row exists as soon as either runs.
 The row is needed for what hangs off a site (its media index, the article's binding to it) and so that
 GET /sites shows it. The API refuses to change or delete it: change the environment instead. When WP_URL
@@ -19,21 +19,26 @@ preview publisher.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import threading
-import time
 import uuid
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import redis
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from app.core.config import get_settings
 from app.core.errors import ConfigurationError, CopydeskError, NotFound
+from app.core.redis_client import redis_client
 from app.core.security import decrypt_secret, encrypt_secret
+from app.integrations.llm import SiteTerm
 from app.integrations.wordpress import WordPressClient, WordPressSite
-from app.models import Document, Site, Source, StoredSiteOptions
+from app.models import Document, Site, SiteOptions, Source, StoredSiteOptions
 
 log = logging.getLogger("copydesk.sites")
 
@@ -44,9 +49,18 @@ PREVIEW = "preview"  # a run's `site: preview` publishes to the local preview, w
 # --- the environment's site -----------------------------------------------------------------------
 
 
+def env_site_options() -> SiteOptions:
+    """WP_SITE_OPTIONS, checked as the API checks a site's options."""
+    try:
+        return SiteOptions.model_validate(get_settings().wp_site_options or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"WP_SITE_OPTIONS: {problems}") from None
+
+
 def env_wordpress_site() -> WordPressSite | None:
     """The default site as the settings describe it (WP_URL, WP_USER, WP_APP_PASSWORD, WP_BODY_FORMAT,
-    WP_IMPORT_IMAGES, WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY), or None without WP_URL."""
+    WP_IMPORT_IMAGES, WP_DEFAULT_STATUS, WP_DEFAULT_CATEGORY, WP_SITE_OPTIONS), or None without WP_URL."""
     settings = get_settings()
     if settings.wp_url is None:
         return None
@@ -58,6 +72,7 @@ def env_wordpress_site() -> WordPressSite | None:
         import_images=settings.wp_import_images,
         default_status=settings.wp_default_status,
         default_category=settings.wp_default_category or "",
+        **env_site_options().client_settings(),
     )
 
 
@@ -92,10 +107,11 @@ def ensure_env_site(session: Session) -> Site | None:
         )
         return None
     values = _env_values(wp)
+    options = StoredSiteOptions(**env_site_options().model_dump(exclude_none=True), from_env=True)
     site = session.execute(select(Site).where(Site.name == ENV_SITE_NAME)).scalar_one_or_none()
     if (
         site is not None
-        and site.options.from_env
+        and site.options == options
         and site.is_default
         and all(getattr(site, k) == v for k, v in values.items())
         and _password_matches(site, wp.app_password)
@@ -109,7 +125,7 @@ def ensure_env_site(session: Session) -> Site | None:
             app_password_encrypted=encrypt_secret(wp.app_password),
             media_prefix="",
             is_default=False,
-            options=StoredSiteOptions(from_env=True),
+            options=options,
             **values,
         )
         .on_conflict_do_nothing(index_elements=["name"])
@@ -125,8 +141,8 @@ def ensure_env_site(session: Session) -> Site | None:
             setattr(site, key, value)
     if not _password_matches(site, wp.app_password):
         site.app_password_encrypted = encrypt_secret(wp.app_password)
-    if not site.options.from_env:
-        site.options = site.options.model_copy(update={"from_env": True})
+    if site.options != options:
+        site.options = options
     if not site.is_default:
         session.execute(
             update(Site)
@@ -203,71 +219,77 @@ def wordpress_site(site: Site, **overrides: Any) -> WordPressSite:
     )
 
 
-# --- categories -----------------------------------------------------------------------------------
+# --- terms ---------------------------------------------------------------------------------------
+
+MAX_SITE_TAGS = 1000  # the most used ones: a site with more keeps its rare tags out of the editors' lists
+MAX_SITE_CATEGORIES = 500
+TERMS_KEY = "copydesk:site-terms:"
 
 
 def fetch_categories(wp: WordPressSite) -> list[dict]:
     """Every category of the site: [{id, name, slug, count, parent}], by name. Raises typed errors."""
-    import html
-
-    out: list[dict] = []
     with WordPressClient(wp) as client:
-        page = 1
-        while True:
-            response = client.request(
-                "GET",
-                "wp/v2/categories",
-                params={
-                    "per_page": 100,
-                    "page": page,
-                    "orderby": "name",
-                    "_fields": "id,name,slug,count,parent",
-                },
-            )
-            batch = response.json()
-            out.extend({**c, "name": html.unescape(c["name"])} for c in batch)
-            if page >= int(response.headers.get("X-WP-TotalPages") or 1) or not batch:
-                return out
-            page += 1
+        return client.terms("categories", limit=10_000, orderby="name", fields="id,name,slug,count,parent")
 
 
-_CACHE_SECONDS = 300.0
-_cache: dict[tuple[str, str], tuple[float, list[str]]] = {}
-_cache_lock = threading.Lock()
+@dataclass
+class SiteTerms:
+    """What a site already has, for the editors to choose from."""
+
+    tags: list[SiteTerm] = field(default_factory=list)  # the most used first
+    categories: list[str] = field(default_factory=list)  # by name
+    error: str | None = None  # why the site could not be asked (then both lists are empty)
 
 
-def site_categories(site: Site | WordPressSite | None, *, max_age: float = _CACHE_SECONDS) -> list[str]:
-    """The names of the site's existing categories, for an editor (or the LLM) to choose from; [] for
-    the local preview (None) or when the site cannot be asked (logged as a warning: choosing a category
-    is a nicety, the publish step reports a site that is down). Cached per site for `max_age` seconds
-    in the process, so a batch of documents asks the site once.
+def _terms_key(wp: WordPressSite) -> str:
+    return TERMS_KEY + hashlib.sha256(f"{wp.url}\n{wp.user}".encode()).hexdigest()[:32]
 
-    From a step (e.g. transform):
-        with session_scope() as session:
-            site = site_for(session, payload=ctx.payload, document=document(session, ctx))
-            wp = wordpress_site(site) if site else None
-        names = site_categories(wp)
-    """
-    if site is None:
-        return []
-    wp = site if isinstance(site, WordPressSite) else wordpress_site(site)
-    key = (wp.url, wp.user)
-    with _cache_lock:
-        hit = _cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < max_age:
-        return list(hit[1])
+
+def site_terms(wp: WordPressSite | None) -> SiteTerms:
+    """The site's tags (the MAX_SITE_TAGS most used) and categories; none for the local preview (None).
+
+    Asked by the io worker's transform step, never by an API request, and kept in Redis for
+    SITE_TERMS_TTL seconds, shared by every worker, so a batch of documents asks the site once; the
+    publish step forgets them when it adds a term. A site that cannot be asked gives empty lists and
+    the reason (choosing terms is a nicety: the publish step reports a site that is down)."""
+    if wp is None:
+        return SiteTerms()
+    ttl = get_settings().site_terms_ttl
+    key = _terms_key(wp)
+    if ttl > 0:
+        try:
+            cached = redis_client().get(key)
+        except redis.RedisError as exc:
+            log.warning("the site terms cache cannot be read: %s", exc)
+            cached = None
+        if cached:
+            data = json.loads(cached)
+            return SiteTerms([SiteTerm(name, slug) for name, slug in data["tags"]], data["categories"])
     try:
-        names = [c["name"] for c in fetch_categories(_quick(wp))]
+        with WordPressClient(_quick(wp)) as client:
+            tags = client.terms("tags", limit=MAX_SITE_TAGS, fields="name,slug")
+            categories = client.terms("categories", limit=MAX_SITE_CATEGORIES, orderby="name", fields="name")
     except CopydeskError as exc:
-        log.warning("cannot read the categories of %s: %s", wp.url, exc.message)
-        return []
-    with _cache_lock:
-        _cache[key] = (time.monotonic(), names)
-    return list(names)
+        log.warning("cannot read the terms of %s: %s", wp.url, exc.message)
+        return SiteTerms(error=exc.message)
+    terms = SiteTerms([SiteTerm(t["name"], t["slug"]) for t in tags], [c["name"] for c in categories])
+    if ttl > 0:
+        value = {"tags": [[t.name, t.slug] for t in terms.tags], "categories": terms.categories}
+        try:
+            redis_client().set(key, json.dumps(value), ex=max(1, round(ttl)))
+        except redis.RedisError as exc:
+            log.warning("the site terms cache cannot be written: %s", exc)
+    return terms
+
+
+def forget_site_terms(wp: WordPressSite) -> None:
+    """Drop the site's cached terms (the publish step added one): the next edit asks the site."""
+    try:
+        redis_client().delete(_terms_key(wp))
+    except redis.RedisError as exc:  # it expires by itself
+        log.warning("the site terms cache cannot be cleared: %s", exc)
 
 
 def _quick(wp: WordPressSite) -> WordPressSite:
     """One attempt, short timeout: a lookup that must not hold up the caller."""
-    from dataclasses import replace
-
     return replace(wp, attempts=1, timeout=min(wp.timeout, 10.0))

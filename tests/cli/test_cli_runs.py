@@ -104,6 +104,36 @@ def test_submit_json_for_scripts(cli, client, workers, tmp_path):
     assert entry2["duplicate"] is True and entry2["run_id"] == entry["run_id"]
 
 
+def test_submit_again_with_new_options_updates_the_post(cli, client, workers, tmp_path):
+    path = tmp_path / "again.docx"
+    path.write_bytes(docx("Sent twice", seed=8251))
+    first = cli("submit", str(path), "--status", "draft", "--tags", "one", "--json")
+    assert first.returncode == 0, first.stderr
+    [entry] = json.loads(first.stdout)
+
+    # The same file with other options: a new run of the same document updates its post.
+    second = cli("submit", str(path), "--status", "pending", "--tags", "two,three")
+    assert second.returncode == 0, second.stderr
+    line, url = [line.strip() for line in second.stdout.splitlines() if line.strip()]
+    assert line.startswith("again.docx: submitted before, its post updated with the new options: succeeded  run ")
+    run_id = line.split(" run ")[1].split()[0]
+    assert run_id != entry["run_id"] and url == entry["url"]  # the same post (here: its preview)
+    run = client.get(f"/runs/{run_id}").json()
+    assert run["document_id"] == entry["document_id"] and run["payload"] == {"status": "pending", "tags": ["two", "three"]}
+    article = client.get(f"/articles/{run['article_id']}").json()
+    assert (article["status"], article["tags"]) == ("pending", ["two", "three"])
+
+    # The same options once more: nothing runs, and it says so, with the URL.
+    third = cli("submit", str(path), "--tags", "two, three", "--json")
+    assert third.returncode == 0, third.stderr
+    [again] = json.loads(third.stdout)
+    assert again["duplicate"] is True and again["updated"] is False and again["run_id"] == run_id
+    assert again["article_id"] == entry["article_id"] and again["url"] == url
+    text = cli("submit", str(path))
+    assert text.stdout.startswith("again.docx: already submitted, nothing new to apply: succeeded  run ")
+    assert url in text.stdout
+
+
 def test_submit_exits_1_when_a_run_fails(cli, workers, tmp_path):
     good, bad = tmp_path / "good.docx", tmp_path / "bad.docx"
     good.write_bytes(docx("Good one", seed=8301))

@@ -565,3 +565,31 @@ def test_server_latency_and_http_scripting(llm_server):
     assert time.monotonic() - started >= 0.05
     log = httpx.get(f"{llm_server.url}/_test/requests").json()
     assert [entry["status"] for entry in log] == [500]
+
+
+def test_the_sites_tags_are_offered_and_slugs_stay_in_the_articles_script(llm_server, make_openai_editor):
+    from app.integrations.llm import SiteTerm
+
+    body = "<p>東京都は二十日、新しい市立図書館を来年春に開館すると発表した。図書館は約30万冊の本を所蔵する予定だ。</p>"
+    html = f"<h1>東京に新しい図書館</h1>{body}"
+    answer = {"title": "東京に新しい図書館", "excerpt": "東京都が新しい図書館を開く。", "slug": "tokyo-new-library",
+              "tags": ["図書館", "東京"], "body_html": body}  # fmt: skip
+    llm_server.queue({"json": answer})
+    site_tags = [SiteTerm("図書館", "%e5%9b%b3%e6%9b%b8%e9%a4%a8"), SiteTerm("Culture", "culture")]
+    request = EditRequest(html=html, text=markup.text_of(html), title="東京に新しい図書館", language="ja",
+                          site_tags=site_tags)  # fmt: skip
+    result = make_openai_editor().edit(request)
+
+    prompt = llm_server.chat_requests[0]["json"]["messages"][-1]["content"]
+    assert "Tags the site already has (choose from these where they fit): 図書館; Culture" in prompt
+    assert "ASCII" not in prompt and "in the article's own language and script" in prompt
+    assert not result.kept_original_body and result.tags == ["図書館", "東京"]
+    # The model's slug is English: not the article's own words, so the title's are used (ICU words).
+    assert result.slug == "東京-に-新しい-図書館"
+    # A site that asks for transliterated slugs gets the model's Latin one.
+    llm_server.queue({"json": answer})
+    assert make_openai_editor().edit(replace(request, transliterate_slug=True)).slug == "tokyo-new-library"
+    # The site's tags are a hint, not part of the cache key: a re-run after the site gained tags hits.
+    from app.integrations.llm.cache import cache_key
+
+    assert cache_key(request) == cache_key(replace(request, site_tags=[*site_tags, SiteTerm("New", "new")]))

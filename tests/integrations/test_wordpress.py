@@ -140,11 +140,18 @@ def test_full_publish_with_images(wordpress, publisher):
         media = get_media(wordpress, media_id)
         assert media["alt_text"] == image.alt and media["caption"]["raw"] == image.caption
         assert media["mime_type"] == "image/jpeg" and media["media_type"] == "image"
-        assert f'<!-- wp:image {{"id":{media_id},' in raw and f'class="wp-image-{media_id}"' in raw
-        assert f'src="{media["source_url"]}"' in raw
+        assert media["post"] == result.post_id  # attached to its post in the media library
         with httpx.Client() as c:  # the file is really served by the site
             assert c.get(media["source_url"]).content == image.data
+    assert sorted(result.attached) == sorted(result.media.values())
     assert post["featured_media"] == result.media[images[0].key] == result.featured_media
+    # The featured image is shown by themes above the post: it left the body, caption and all.
+    featured = get_media(wordpress, result.featured_media)
+    assert featured["source_url"] not in raw and "Caption 0" not in raw and "storage.test" not in raw
+    for image in images[1:]:
+        media_id = result.media[image.key]
+        assert f'<!-- wp:image {{"id":{media_id},' in raw and f'class="wp-image-{media_id}"' in raw
+        assert f'src="{get_media(wordpress, media_id)["source_url"]}"' in raw
     with rest(wordpress) as c:
         assert [
             t["name"] for t in c.get("wp/v2/categories", params={"include": ids(post["categories"])}).json()
@@ -158,14 +165,28 @@ def test_full_publish_with_images(wordpress, publisher):
 
 
 def test_classic_html_body(wordpress, wordpress_site):
-    images = [make_image(10, alt="Classic")]
+    images = [make_image(10, alt="Featured", caption="Lead photo"), make_image(11, alt="Classic")]
     site = replace(wordpress_site, body_format="html")
     with WordPressPublisher(site) as pub:
         result = pub.publish(make_draft(images, title="Classic body"))
     raw = get_post(wordpress, result.post_id)["content"]["raw"]
-    media_id = result.media[images[0].key]
+    media_id = result.media[images[1].key]
     assert "<!-- wp:" not in raw and f'class="wp-image-{media_id}"' in raw
     assert get_media(wordpress, media_id)["source_url"] in raw and "storage.test" not in raw
+    # the featured image's figure left the body (its caption is the media item's)
+    assert "Lead photo" not in raw and f"wp-image-{result.featured_media}" not in raw
+
+
+def test_featured_image_stays_in_the_body_when_the_site_says_so(wordpress, wordpress_site):
+    images = [make_image(15, caption="Kept caption"), make_image(16)]
+    site = replace(wordpress_site, featured_image_in_body=True)
+    with WordPressPublisher(site) as pub:
+        result = pub.publish(make_draft(images, title="Featured twice"))
+    raw = get_post(wordpress, result.post_id)["content"]["raw"]
+    assert result.featured_media == result.media[images[0].key]
+    for image in images:
+        assert f'<!-- wp:image {{"id":{result.media[image.key]},' in raw
+    assert "Kept caption" in raw
 
 
 def test_new_and_existing_categories_and_tags(wordpress, publisher):
@@ -188,6 +209,49 @@ def test_new_and_existing_categories_and_tags(wordpress, publisher):
     assert list(cats.values()).count("Politics") == 1 and list(tags.values()).count("Culture &amp; Arts") == 1
     # the existing tag with an entity was missed by WordPress's search and came back as term_exists
     assert [r["status"] for r in requests_to(wordpress, "POST", "/wp/v2/tags")] == [400, 201]
+
+
+def tag_count(wordpress) -> int:
+    with rest(wordpress) as c:
+        return int(c.get("wp/v2/tags", params={"per_page": 1}).headers["X-WP-Total"])
+
+
+@pytest.mark.parametrize(
+    ("policy", "origin", "created"),
+    [
+        ("sender_and_llm", "offline", False),  # the default: the offline editor's guesses are not kept
+        ("sender_and_llm", "llm", True),
+        ("sender_and_llm", "sender", True),
+        ("sender", "llm", False),
+        ("never", "sender", False),
+        ("always", "offline", True),
+    ],
+)
+def test_new_terms_only_when_the_site_allows_them(wordpress, wordpress_site, policy, origin, created):
+    existing = f"Harbour {uuid.uuid4().hex[:6]}"
+    with rest(wordpress) as c:
+        existing_id = c.post("wp/v2/tags", json={"name": existing}).json()["id"]
+    new_tag, new_category = f"Invented {uuid.uuid4().hex[:6]}", f"Section {uuid.uuid4().hex[:6]}"
+    before = tag_count(wordpress)
+    site = replace(wordpress_site, create_terms=policy)
+    draft = make_draft(
+        tags=[existing.upper(), new_tag], categories=[new_category], tags_from=origin, categories_from=origin
+    )
+    with WordPressPublisher(site) as pub:
+        result = pub.publish(draft)
+
+    post = get_post(wordpress, result.post_id)
+    assert existing_id in post["tags"]  # an existing term is always used
+    assert tag_count(wordpress) == before + created
+    if created:
+        assert len(post["tags"]) == 2 and result.terms_created == [f"categories:{new_category}", f"tags:{new_tag}"]
+        assert result.terms_left_out == [] and not result.warnings
+    else:
+        assert post["tags"] == [existing_id] and post["categories"] == [1]  # WordPress's own default
+        assert result.terms_created == [] and result.terms_left_out == [f"categories:{new_category}", f"tags:{new_tag}"]
+        (categories, tags) = result.warnings
+        assert categories.startswith("Categories not on") and repr(new_category) in categories
+        assert tags.startswith("Tags not on") and repr(new_tag) in tags and f"create_terms {policy!r}" in tags
 
 
 def test_default_category_and_status_from_the_site(wordpress, wordpress_site):
@@ -216,8 +280,10 @@ def test_featured_image_imported_even_when_the_site_keeps_storage_urls(wordpress
     post = get_post(wordpress, result.post_id)
     assert set(result.media) == {images[0].key}  # only the featured image went to the library
     assert post["featured_media"] == result.media[images[0].key]
-    assert images[0].url in post["content"]["raw"] and images[1].url in post["content"]["raw"]
+    assert images[0].url not in post["content"]["raw"]  # featured: above the post, not in it as well
+    assert images[1].url in post["content"]["raw"]
     assert len(requests_to(wordpress, "POST", "/wp/v2/media")) == 1
+    assert get_media(wordpress, result.featured_media)["post"] == result.post_id
 
 
 def test_scheduled_post(wordpress, publisher):
@@ -264,6 +330,10 @@ def test_update_on_rerun(wordpress, publisher):
     assert second.post_id == first.post_id and not second.created and not second.recovered
     assert second.media == first.media
     assert len(requests_to(wordpress, "POST", "/wp/v2/media")) == uploads == 3  # images not uploaded twice
+    # attached once, by the first publish; the update finds them attached and sends nothing
+    assert sorted(first.attached) == sorted(first.media.values()) and second.attached == []
+    attaching = [r for r in wordpress.requests() if r["m"] == "POST" and r["route"].startswith("/wp/v2/media/")]
+    assert len(attaching) == 3
     post = get_post(wordpress, first.post_id)
     assert post["title"]["raw"] == "Second title" and post["status"] == "publish"
     with rest(wordpress) as c:
@@ -333,6 +403,20 @@ def test_post_in_the_trash_is_restored_and_updated(wordpress, publisher):
     assert any("trash" in w for w in again.warnings)
     post = get_post(wordpress, first.post_id)
     assert post["status"] == "publish" and post["slug"] == "trashed-post-again"
+
+
+def test_media_attached_to_the_first_post_that_uses_them(wordpress, publisher):
+    shared = make_image(65)
+    first = publisher.publish(make_draft([shared, make_image(66)], title="First user"))
+    # an image imported before media were attached (post 0) is attached by the next publish
+    with rest(wordpress) as c:
+        c.post(f"wp/v2/media/{first.media[shared.key]}", json={"post": 0}).raise_for_status()
+    second = publisher.publish(make_draft([shared], title="Second user"))
+    assert second.attached == [first.media[shared.key]]
+    assert get_media(wordpress, first.media[shared.key])["post"] == second.post_id
+    # attached to a post already: another post that shows it leaves it there
+    third = publisher.publish(make_draft([shared], title="Third user"))
+    assert third.attached == [] and get_media(wordpress, first.media[shared.key])["post"] == second.post_id
 
 
 def test_media_index_hook(wordpress, wordpress_site):

@@ -25,6 +25,7 @@ from app.integrations.wordpress.content import (
     has_marker,
     marker_token,
     media_slug,
+    remove_image,
     rewrite_images,
     with_marker,
 )
@@ -49,6 +50,25 @@ def test_block_image_gets_media_id_url_and_class():
     )
     assert "storage.test" not in out
     assert out.endswith("<!-- /wp:image -->")
+
+
+def test_the_featured_image_leaves_the_body_in_every_form():
+    other = "https://storage.test/media/other.png"
+    blocks = (
+        "<!-- wp:paragraph -->\n<p>Lead.</p>\n<!-- /wp:paragraph -->\n\n"
+        f'<!-- wp:image {{"sizeSlug":"large"}} -->\n<figure class="wp-block-image"><img src="{URL.replace("&", "&amp;")}" '
+        'alt="A"/><figcaption>Cap</figcaption></figure>\n<!-- /wp:image -->\n\n'
+        f'<!-- wp:image -->\n<figure class="wp-block-image"><img src="{other}"/></figure>\n<!-- /wp:image -->'
+    )
+    out = remove_image(blocks, URL)
+    assert "Cap" not in out and "abc.png" not in out and other in out and "<p>Lead.</p>" in out
+    assert out.count("<!-- wp:image") == 1 and "\n\n\n" not in out
+    html = (
+        f'<p>Lead.</p><figure><img src="{URL}"><figcaption>Cap</figcaption></figure>'
+        f'<p><img src="{URL}"></p><p>Text <img src="{URL}"> around.</p><figure><img src="{other}"></figure>'
+    )
+    assert remove_image(html, URL) == f'<p>Lead.</p><p>Text  around.</p><figure><img src="{other}"></figure>'
+    assert remove_image(html, "https://storage.test/elsewhere.png") == html  # not there: untouched
 
 
 def test_block_without_attributes_and_existing_id_replaced():

@@ -109,6 +109,24 @@ def test_log_in_submit_watch_the_progress_and_see_the_preview(page, editor, as_e
     screenshot(page, "web-article-side-by-side", page.locator("#article"))
 
 
+def test_the_same_file_again_says_what_it_did(page, editor, as_editor, workers):
+    from playwright.sync_api import expect
+
+    log_in(page, *editor)
+    data = docx("Uploaded twice", seed=541)
+    first = upload(page, "twice.docx", data)
+    row = page.locator(f'#runs tr[data-run-id="{first}"]')
+    expect(row).to_have_attribute("data-state", "succeeded", timeout=LONG)
+    page.select_option("#upload-status", "pending")
+    second = upload(page, "twice.docx", data)
+    result = page.locator("#upload-result")
+    expect(result).to_contain_text("Submitted before: twice.docx, its post is updated with the new options")
+    assert second != first and "/preview/" in result.get_by_text("its post").get_attribute("href")
+    expect(page.locator(f'#runs tr[data-run-id="{second}"]')).to_have_attribute("data-state", "succeeded", timeout=LONG)
+    assert upload(page, "twice.docx", data) == second
+    expect(result).to_contain_text("Already submitted, nothing new to apply: twice.docx")
+
+
 def test_approve_a_run_that_waits_and_see_its_retries(page, editor, as_editor, workers):
     from playwright.sync_api import expect
 

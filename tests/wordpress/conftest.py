@@ -126,6 +126,43 @@ def wp_get(wordpress, route: str, **params) -> httpx.Response:
     return response
 
 
+def published(client: httpx.Client, wordpress, data: bytes, filename: str = "m.docx", **form) -> tuple[dict, dict, dict]:
+    """Submit, wait for success; (run, publish result, the post as WordPress has it)."""
+    from tests.support import wait_run
+
+    body = submit(client, data, filename, **form)
+    run = wait_run(client, body["run"]["id"])
+    assert run["state"] == "succeeded", (run["error"], publish_step(run))
+    result = publish_step(run)["result"]
+    post = wp_get(wordpress, f"wp/v2/posts/{result['post_id']}").json()
+    return run, result, post
+
+
+def make_site(admin_client: httpx.Client, wordpress, **fields) -> dict:
+    """A site on the test WordPress, created through the API (fields: body_format, options…)."""
+    values = {
+        "name": f"site-{uuid.uuid4().hex[:8]}",
+        "url": wordpress.url,
+        "username": wordpress.user,
+        "app_password": wordpress.app_password,
+        **fields,
+    }
+    response = admin_client.post("/sites", json=values)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def tag_names(wordpress, ids: list[int]) -> list[str]:
+    if not ids:
+        return []
+    return sorted(t["name"] for t in wp_get(wordpress, "wp/v2/tags", include=",".join(map(str, ids))).json())
+
+
+def tag_count(wordpress) -> int:
+    """How many tags the site has."""
+    return int(wp_get(wordpress, "wp/v2/tags", per_page=1).headers["X-WP-Total"])
+
+
 # --- fixtures -----------------------------------------------------------------------------------------
 
 

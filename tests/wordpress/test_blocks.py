@@ -68,6 +68,7 @@ def blocks_stack(stack_env, api, wp_env, llm_server_session, tmp_path_factory):
 
     overrides = {
         **wp_env,
+        "WP_SITE_OPTIONS": '{"featured_image_in_body": true}',  # the one image (featured) stays in the body
         "OPENAI_API_KEY": llm_server_session.api_key,
         "OPENAI_BASE_URL": llm_server_session.base_url,
         "OPENAI_TIMEOUT": "10",

@@ -7,6 +7,7 @@ Every outcome is read back from the site (REST, context=edit), not only from wha
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,12 +16,14 @@ import pytest
 
 from tests.support import wait_run, wait_until
 from tests.wordpress.conftest import (
+    make_site,
     manuscript,
     marker,
     noise_png,
     picture,
     posts_of,
     publish_step,
+    published,
     rerun,
     submit,
     wp_get,
@@ -38,29 +41,6 @@ def media_by_slug(wordpress, images: list[bytes]) -> dict[str, dict]:
     slugs = {f"copydesk-{sha(i)[:32]}": sha(i) for i in images}
     found = wp_get(wordpress, "wp/v2/media", slug=",".join(slugs), per_page=100).json()
     return {slugs[m["slug"]]: m for m in found}
-
-
-def published(client, wordpress, data: bytes, filename: str = "m.docx", **form) -> tuple[dict, dict, dict]:
-    """Submit, wait for success; (run, publish result, the post as WordPress has it)."""
-    body = submit(client, data, filename, **form)
-    run = wait_run(client, body["run"]["id"])
-    assert run["state"] == "succeeded", (run["error"], publish_step(run))
-    result = publish_step(run)["result"]
-    post = wp_get(wordpress, f"wp/v2/posts/{result['post_id']}").json()
-    return run, result, post
-
-
-def make_site(admin_client, wordpress, **fields) -> dict:
-    values = {
-        "name": f"site-{uuid.uuid4().hex[:8]}",
-        "url": wordpress.url,
-        "username": wordpress.user,
-        "app_password": wordpress.app_password,
-        **fields,
-    }
-    response = admin_client.post("/sites", json=values)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 # --- a full publish ---------------------------------------------------------------------------------
@@ -101,13 +81,17 @@ def test_full_publish_images_terms_and_featured_image(client, wp_stack, wordpres
     first = media[sha(images[0])]
     assert first["alt_text"] == "First alt" and "First caption" in first["caption"]["raw"]
     assert media[sha(images[1])]["alt_text"] == "Second alt"
-    assert post["featured_media"] == first["id"]  # the first image by default
+    assert post["featured_media"] == first["id"]  # the largest image that qualifies, the first of equals
     assert result["featured_media"] == first["id"]
+    assert all(item["post"] == post["id"] for item in media.values())  # attached to their post
 
-    # The body: block markup whose images point at the media library (wp:image with the media id).
+    # The body: block markup whose images point at the media library (wp:image with the media id);
+    # the featured image is not in it (themes show it above the post).
     raw = post["content"]["raw"]
     assert "<!-- wp:paragraph -->" in raw and "Paragraph 1 of Through the workers" in raw
-    for item in media.values():
+    assert f'"id":{first["id"]}' not in raw and first["source_url"] not in raw and "First caption" not in raw
+    for image in images[1:]:
+        item = media[sha(image)]
         assert f'"id":{item["id"]}' in raw and item["source_url"] in raw and f"wp-image-{item['id']}" in raw
     assert f"{api}/media/" not in raw  # no storage URL left
     assert raw.count(f"<!-- {marker(doc_id)} -->") == 1
@@ -176,7 +160,8 @@ def test_site_without_image_import_keeps_storage_urls_and_classic_html(client, a
         raw = post["content"]["raw"]
         assert "<!-- wp:" not in raw  # classic HTML, no block markup
         storage_urls = [f"{api}/media/{sha(i)}.png" for i in images]
-        for url in storage_urls:
+        assert storage_urls[0] not in raw  # the featured image, shown by themes above the post
+        for url in storage_urls[1:]:
             assert url in raw
             # the storage URL is served (here by the test API on 127.0.0.1, reachable from the site too)
             image = httpx.get(url)
@@ -186,7 +171,7 @@ def test_site_without_image_import_keeps_storage_urls_and_classic_html(client, a
         assert list(media) == [sha(images[0])]
         assert post["featured_media"] == media[sha(images[0])]["id"]
         # What readers get (WordPress's rendering) shows the images from storage.
-        assert all(url in post["content"]["rendered"] for url in storage_urls)
+        assert all(url in post["content"]["rendered"] for url in storage_urls[1:])
         article = client.get(f"/articles/{run['article_id']}").json()
         assert article["wp_post_id"] == post["id"]
     finally:
@@ -252,11 +237,16 @@ def test_answer_lost_after_wordpress_wrote_the_post_no_duplicate(client, wp_stac
 
 
 def test_wordpress_500_then_recovering(client, wp_stack, wordpress):
+    from app.services.sites import env_wordpress_site, site_terms
+
+    site_terms(env_wordpress_site())  # the editors' terms in the cache: the publish's requests alone below
+    wordpress.reset()
+    started = time.time()  # a request an earlier test left waiting in WordPress is logged when it ends
     wordpress.fail_next(2, status=500, message="Database is busy")
     tags = f"flaky-{uuid.uuid4().hex[:6]}, other-{uuid.uuid4().hex[:6]}"  # new to the site: looked up, then made
     body = submit(client, manuscript("Flaky site", images=[picture(91)], seed=91), "flaky.docx", tags=tags)
     run = wait_run(client, body["run"]["id"])
-    requests = [(r["m"], r["route"], r["status"]) for r in wordpress.requests()]
+    requests = [(r["m"], r["route"], r["status"]) for r in wordpress.requests() if r["t"] >= started]
     assert run["state"] == "succeeded", run["error"]
     step = publish_step(run)
     assert wordpress.faults_served() == 2
@@ -273,6 +263,7 @@ def test_wordpress_500_then_recovering(client, wp_stack, wordpress):
         ("GET", "/wp/v2/media", 200),  # by content slug: not imported yet
         ("POST", "/wp/v2/media", 201),
         ("POST", "/wp/v2/posts", 201),
+        ("POST", f"/wp/v2/media/{step['result']['media'].popitem()[1]}", 200),  # attached to the post
     ], requests
 
 

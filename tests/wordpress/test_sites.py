@@ -103,7 +103,7 @@ def test_site_crud_password_write_only(admin_client, client, anon, env_site, wor
 
 
 def test_categories_of_a_site(admin_client, client, env_site, wordpress):
-    from app.services.sites import env_wordpress_site, site_categories
+    from app.services.sites import env_wordpress_site, forget_site_terms, site_terms
 
     name = f"Économie {uuid.uuid4().hex[:6]}"
     with wordpress.client() as c:
@@ -113,9 +113,27 @@ def test_categories_of_a_site(admin_client, client, env_site, wordpress):
     assert categories.status_code == 200, categories.text
     names = [c["name"] for c in categories.json()]
     assert "Uncategorized" in names and name in names
-    # The function the transform step can call: names, cached per site.
-    assert name in site_categories(env_wordpress_site(), max_age=0)
-    assert site_categories(None) == []
+    # What the transform step asks (tags and categories), kept in Redis for SITE_TERMS_TTL seconds.
+    wp = env_wordpress_site()
+    forget_site_terms(wp)
+    terms = site_terms(wp)
+    assert name in terms.categories and terms.error is None
+    tag = f"Straße {uuid.uuid4().hex[:6]}"
+    with wordpress.client() as c:
+        made = c.post("wp/v2/tags", json={"name": tag}).json()
+    wordpress.reset()
+    assert tag not in [t.name for t in site_terms(wp).tags] and wordpress.requests() == []  # from the cache
+    forget_site_terms(wp)
+    fresh = site_terms(wp)
+    assert (tag, made["slug"]) in [(t.name, t.slug) for t in fresh.tags]
+    assert {r["route"] for r in wordpress.requests()} == {"/wp/v2/tags", "/wp/v2/categories"}
+    assert site_terms(None).tags == [] and site_terms(None).categories == []
+    # A site that cannot be asked: no terms, and why (nothing cached).
+    forget_site_terms(wp)
+    wordpress.fail_next(1, status=500, route="#^/wp/v2/tags#")
+    down = site_terms(wp)
+    assert down.tags == [] and "500" in down.error
+    assert tag in [t.name for t in site_terms(wp).tags]
 
 
 def test_default_site_from_the_database_when_no_environment(admin_client, stack_env, api, wordpress):
@@ -137,3 +155,41 @@ def test_default_site_from_the_database_when_no_environment(admin_client, stack_
         admin_client.delete(f"/sites/{second['id']}")
     with session_scope() as session:
         assert default_site(session) is None  # and so the local preview
+
+
+def test_options_of_the_default_site_from_the_environment(client, stack_env, api, wordpress):
+    """WP_SITE_OPTIONS gives the default site its options (the API cannot change that site)."""
+    import json
+    import os
+
+    from app.core.config import reset_settings_cache
+    from app.core.errors import ConfigurationError
+    from app.services.sites import env_wordpress_site
+    from tests.fixtures.stack import configure_process
+
+    options = {"create_terms": "never", "featured_image_in_body": True, "transliterate_slugs": True}
+    overrides = {
+        "WP_URL": wordpress.url, "WP_USER": wordpress.user, "WP_APP_PASSWORD": wordpress.app_password,
+        "WP_SITE_OPTIONS": json.dumps(options),
+    }  # fmt: skip
+    configure_process({**stack_env["env"], **overrides})
+    try:
+        default = next(s for s in client.get("/sites").json() if s["name"] == "default")
+        assert default["options"] == options and default["from_env"] is True
+        wp = env_wordpress_site()
+        assert (wp.create_terms, wp.featured_image_in_body, wp.transliterate_slugs) == ("never", True, True)
+        os.environ["WP_SITE_OPTIONS"] = json.dumps({"create_terms": "sometimes"})
+        reset_settings_cache()
+        with pytest.raises(ConfigurationError, match="WP_SITE_OPTIONS: create_terms"):
+            env_wordpress_site()
+        os.environ.pop("WP_SITE_OPTIONS")
+        reset_settings_cache()
+        default = next(s for s in client.get("/sites").json() if s["name"] == "default")
+        assert default["options"] == {}  # back to the defaults with the variable
+    finally:
+        for key in overrides:
+            os.environ.pop(key, None)
+        configure_process(stack_env["env"])
+        from kombu import pools
+
+        pools.reset()

@@ -7,6 +7,7 @@ from typing import Annotated
 import kombu.exceptions
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from app.api.deps import CurrentUser, Session, get_or_404
@@ -39,7 +40,13 @@ async def read_limited(upload: UploadFile, limit: int) -> bytes:
     "",
     response_model=Submitted,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "the same content was already submitted: its document and run"}},
+    responses={
+        200: {
+            "description": "the same content was submitted before: its document, its article and post URL, "
+            "and the run that applies the new options (`updated`) or its latest run (no new options)"
+        },
+        409: {"description": "the same content with new options while its run has not ended: how to update"},
+    },
 )
 async def submit_document(
     request: Request,
@@ -87,19 +94,45 @@ async def submit_document(
                 options={**options, "reply_to": reply_to} if reply_to else options, submitted_by=user.id,
             )
         )
-        await session.commit()
-        if not submission.duplicate and not await _send_or_leave_to_sweeper(session, submission.run):
-            response.status_code = status.HTTP_202_ACCEPTED
     else:
         submission = duplicate
+    if submission.duplicate:  # the same content again: new options update its post, else nothing new
+        found = submission
+        try:
+            submission = await session.run_sync(
+                lambda s: intake.resubmit(s, found, options, workflow=workflow, submitted_by=user.id)
+            )
+        except intake.StillRunning as exc:
+            answer = await _answer(request, session, found)
+            return JSONResponse(
+                {"detail": exc.message, "code": exc.code, **answer.model_dump(mode="json")},
+                status_code=status.HTTP_409_CONFLICT,
+            )
+    await session.commit()
     if submission.duplicate:
         response.status_code = status.HTTP_200_OK
+    if (not submission.duplicate or submission.updated) and not await _send_or_leave_to_sweeper(
+        session, submission.run
+    ):
+        response.status_code = status.HTTP_202_ACCEPTED
+    return await _answer(request, session, submission)
+
+
+async def _answer(request: Request, session, submission: intake.Submission) -> Submitted:
+    """What a submission became: the document, its run, and for the same content sent again, the
+    article and its post's URL."""
     run = submission.run
+    article_id = url = None
+    if submission.duplicate:
+        article_id, url = await session.run_sync(intake.published_post, submission.document.id)
     return Submitted(
         document=DocumentOut.model_validate(submission.document),
         run=run_summary(run) if run else None,
         duplicate=submission.duplicate,
+        updated=submission.updated,
         run_url=str(request.url_for("get_run", run_id=run.id)) if run else None,
+        article_id=article_id,
+        url=url,
     )
 
 

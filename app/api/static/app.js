@@ -311,9 +311,16 @@
       try {
         const data = await api("/documents", { method: "POST", form });
         const name = data.document ? data.document.filename : "";
+        const said = data.updated
+          ? `Submitted before: ${name}, its post is updated with the new options `
+          : data.duplicate
+            ? `Already submitted, nothing new to apply: ${name} `
+            : `Submitted ${name} `;
         result.replaceChildren(
-          data.duplicate ? `Already submitted: ${name} ` : `Submitted ${name} `,
+          said,
           data.run ? el("a", { href: `/ui/runs/${encodeURIComponent(data.run.id)}`, id: "upload-run-link", text: "see its run" }) : "",
+          safeUrl(data.url) ? " · " : "",
+          safeUrl(data.url) ? el("a", { href: safeUrl(data.url), rel: "noopener", target: "_blank", text: "its post" }) : "",
         );
         event.target.reset();
       } catch (err) {

@@ -1,8 +1,8 @@
 """Edit results cached by what produced them, so a resume or a re-run does not pay twice.
 
 The key covers everything the model sees and everything that changes its answer: the article and its
-context (title, keywords, categories, language), the instructions, the model, the temperature, and the
-prompt version. Backends store JSON-able dicts (`EditResult.to_dict()`): the in-memory one here, a
+context (title, keywords, categories, language, transliterated slugs), the instructions, the model, the
+temperature, and the prompt version; but not the site's existing tags (see `content_hash`). Backends store JSON-able dicts (`EditResult.to_dict()`): the in-memory one here, a
 PostgreSQL table `llm_cache(key text primary key, result jsonb, created_at timestamptz)` in the app.
 """
 
@@ -63,9 +63,10 @@ def content_hash(request: EditRequest) -> str:
         "categories": request.categories,
         "language": request.language,
     }
-    if request.site_tags or request.transliterate_slug:  # absent before they existed: old keys still hit
-        content["site_tags"] = [[term.name, term.slug] for term in request.site_tags]
-        content["transliterate_slug"] = request.transliterate_slug
+    if request.transliterate_slug:  # absent before it existed: old keys still hit
+        content["transliterate_slug"] = True
+    # The site's tags are not part of the key: they are a hint the model may follow, and they grow
+    # with every post, so a resubmission or a re-run would pay again (and be worded anew) otherwise.
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 

@@ -54,7 +54,7 @@ from app.integrations.llm import checks, markup, prompts
 from app.integrations.llm.base import EditRequest, EditResult, Usage
 from app.integrations.llm.cache import EditCache
 from app.integrations.llm.chunking import split_into_chunks
-from app.integrations.llm.fields import PostFields, settle_fields, slugify
+from app.integrations.llm.fields import PostFields, field_problems, settle_fields, slugify
 from app.integrations.llm.offline import OfflineEditor, shorten
 from app.integrations.llm.pricing import DEFAULT_PRICES, estimate_cost
 from app.integrations.retry_after import retry_after as retry_after_of
@@ -287,6 +287,7 @@ class OpenAIEditor:
             "keywords": request.keywords,
             "categories": request.categories,
             "language": request.language,
+            "site_tags": [term.name for term in request.site_tags],
         }
 
     @staticmethod
@@ -309,6 +310,11 @@ class OpenAIEditor:
             title = " ".join(post_fields.title.split()) or request.title or "Untitled"
             excerpt = shorten(post_fields.excerpt, EXCERPT_CHARS)
             slug = slugify(post_fields.slug or title, transliterate=request.transliterate_slug)
+            # A slug in another language or script than the article's (a translated one) is not its
+            # own: the title's words are.
+            if field_problems("slug", slug, markup.text_of(request.html) or request.text,
+                              transliterated_slug=request.transliterate_slug):  # fmt: skip
+                slug = slugify(title, transliterate=request.transliterate_slug)
             tags = _clean_tags(post_fields.tags)
             category = self._category(job, getattr(post_fields, "category", None))
             if kept_original:

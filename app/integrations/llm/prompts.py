@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, WithJsonSchema, create_model
 
 # Bump when the prompts or answer shapes change: it is part of the cache key.
-PROMPT_VERSION = "2"
+PROMPT_VERSION = "3"
 
 DEFAULT_INSTRUCTIONS = (
     "Polish the article for publication on the web: correct spelling, grammar and punctuation, make "
@@ -34,16 +34,20 @@ thead, tbody, tr, th, td, a, img, figure, figcaption, br. No classes, no styles,
 
 POST_FIELDS_GUIDE = """\
 Post fields: title (at most 70 characters, no quotes, not in capitals), excerpt (one or two sentences, \
-at most 300 characters, plain text), slug (lowercase ASCII words joined by hyphens, at most 60 \
-characters), tags (3 to 8 short topics of the article, each one to three words), category (one of the \
-listed categories exactly as written, or null if none fits)."""
+at most 300 characters, plain text), slug (a few key words of the title in the article's own language \
+and script, lowercase, joined by hyphens, at most 60 characters; never translated), tags (3 to 8 short \
+topics of the article, each one to three words: the site's existing tags, exactly as written, wherever \
+one fits; a new tag only for a topic none of them covers), category (one of the listed categories \
+exactly as written, or null if none fits)."""
+
+SITE_TAGS_IN_PROMPT = 200  # the site's most used tags; a longer list costs tokens and adds little
 
 
 class _PostFieldsBase(BaseModel):
     title: str = Field(description="The post title")
     excerpt: str = Field(description="One or two sentences that sum up the article, plain text")
-    slug: str = Field(description="lowercase-words-joined-by-hyphens")
-    tags: list[str] = Field(description="3 to 8 short topics")
+    slug: str = Field(description="key-words-of-the-title, in the article's language")
+    tags: list[str] = Field(description="3 to 8 short topics, the site's existing tags where they fit")
 
 
 class EditedBody(BaseModel):
@@ -75,7 +79,9 @@ def system_message(instructions: str) -> dict:
     return {"role": "system", "content": f"{RULES}\n\nEditing instructions:\n{wanted}"}
 
 
-def _context_lines(title: str, keywords: list[str], categories: list[str], language: str) -> list[str]:
+def _context_lines(
+    title: str, keywords: list[str], categories: list[str], language: str, site_tags: list[str]
+) -> list[str]:
     lines = []
     if title:
         lines.append(f"The document's own title: {title}")
@@ -85,14 +91,17 @@ def _context_lines(title: str, keywords: list[str], categories: list[str], langu
         lines.append(f"Language: {language}")
     if categories:
         lines.append(f"Categories to choose from: {'; '.join(categories)}")
+    if site_tags:
+        shown = site_tags[:SITE_TAGS_IN_PROMPT]
+        lines.append(f"Tags the site already has (choose from these where they fit): {'; '.join(shown)}")
     return lines
 
 
-def whole_article_message(html: str, *, title: str, keywords, categories, language) -> dict:
+def whole_article_message(html: str, *, title: str, keywords, categories, language, site_tags=()) -> dict:
     lines = [
         "Edit the article below and write the post fields.",
         POST_FIELDS_GUIDE,
-        *_context_lines(title, keywords, categories, language),
+        *_context_lines(title, keywords, categories, language, list(site_tags)),
         f"<article>\n{html}\n</article>",
     ]
     return {"role": "user", "content": "\n\n".join(lines)}
@@ -110,11 +119,11 @@ def part_message(html: str, *, part: int, parts: int, title: str, language: str)
     return {"role": "user", "content": "\n\n".join(lines)}
 
 
-def post_fields_message(summary: str, *, title: str, keywords, categories, language) -> dict:
+def post_fields_message(summary: str, *, title: str, keywords, categories, language, site_tags=()) -> dict:
     lines = [
         "Write the post fields for the article summarised below (its outline and its opening).",
         POST_FIELDS_GUIDE,
-        *_context_lines(title, keywords, categories, language),
+        *_context_lines(title, keywords, categories, language, list(site_tags)),
         f"<article>\n{summary}\n</article>",
     ]
     return {"role": "user", "content": "\n\n".join(lines)}

@@ -28,6 +28,10 @@ class PostDraft:
     slug: str = ""
     tags: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)  # empty: the site's default category
+    # Who named the tags and the categories: sender | llm | offline. A name the site does not have
+    # becomes a new term only when the site's `create_terms` allows it for that origin.
+    tags_from: str = "sender"
+    categories_from: str = "sender"
     status: str = ""  # draft | pending | publish | future | private; empty: the site's default status
     date: datetime | None = None  # for scheduled posts (aware: UTC instant; naive: the site's local time)
     images: list[PostImage] = field(default_factory=list)
@@ -48,6 +52,9 @@ class PublishedPost:
     featured_media: int | None = None
     recovered: bool = False  # found by its marker (an earlier attempt created it) rather than by id
     retries: int = 0  # requests retried after a 429, a 5xx or a network failure
+    terms_created: list[str] = field(default_factory=list)  # "tags:Name", "categories:Name" made on the site
+    terms_left_out: list[str] = field(default_factory=list)  # names the site lacks and may not get from us
+    attached: list[int] = field(default_factory=list)  # media ids attached to the post by this publish
 
 
 class Publisher(Protocol):

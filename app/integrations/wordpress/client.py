@@ -86,6 +86,7 @@ class WordPressClient:
         self.rest_route_mode = False
         self.retries = 0
         self._terms: dict[tuple[str, str], int] = {}
+        self.created_terms: list[tuple[str, str]] = []  # (taxonomy, name) of the terms this client created
         self._me: dict | None = None
 
     def close(self) -> None:
@@ -331,8 +332,9 @@ class WordPressClient:
 
         return self.retrying(once)
 
-    def term_id(self, taxonomy: str, name: str) -> int:
-        """The id of the category or tag with this name (case-insensitive), created when missing."""
+    def term_id(self, taxonomy: str, name: str, *, create: bool = True) -> int | None:
+        """The id of the category or tag with this name (case-insensitive), created when missing
+        (`create`; else None). Names created are listed in `created_terms`."""
         name = " ".join(name.split())
         cache_key = (taxonomy, name.casefold())
         if cache_key in self._terms:
@@ -344,9 +346,33 @@ class WordPressClient:
             (t["id"] for t in found if html.unescape(t["name"]).casefold() == name.casefold()), None
         )
         if term_id is None:
+            if not create:
+                return None
             term_id = self.retrying(lambda: self._create_term(taxonomy, name))
+            self.created_terms.append((taxonomy, name))
         self._terms[cache_key] = term_id
         return term_id
+
+    def terms(
+        self, taxonomy: str, *, limit: int = 1000, orderby: str = "count", fields: str = "id,name,slug,count"
+    ) -> list[dict]:
+        """The site's categories or tags (names unescaped), at most `limit`: the most used first, or
+        by `orderby` ("name")."""
+        order = "desc" if orderby == "count" else "asc"
+        out: list[dict] = []
+        page = 1
+        while len(out) < limit:
+            response = self.request(
+                "GET",
+                f"wp/v2/{taxonomy}",
+                params={"per_page": 100, "page": page, "orderby": orderby, "order": order, "_fields": fields},
+            )
+            batch = response.json()
+            out.extend({**t, "name": html.unescape(t["name"])} for t in batch)
+            if not batch or page >= int(response.headers.get("X-WP-TotalPages") or 1):
+                break
+            page += 1
+        return out[:limit]
 
     def _create_term(self, taxonomy: str, name: str) -> int:
         try:
@@ -363,10 +389,14 @@ class WordPressClient:
         params = {
             "per_page": 100,
             "context": "edit",
-            "_fields": "id,slug,source_url,alt_text,caption,mime_type",
+            "_fields": "id,slug,source_url,alt_text,caption,mime_type,post",
             **params,
         }
         return self.json("GET", "wp/v2/media", params=params, retry=retry)
+
+    def attach_media(self, media_id: int, post_id: int) -> dict:
+        """Attach a media item to a post (its `post` field): setting it again changes nothing."""
+        return self.json("POST", f"wp/v2/media/{int(media_id)}", json={"post": int(post_id)})
 
     def upload_media(
         self,

@@ -1,4 +1,5 @@
-"""Pure text work on a post body: the idempotency marker, and image URLs rewritten to the media library.
+"""Pure text work on a post body: the idempotency marker, image URLs rewritten to the media library, and
+an image taken out (the featured one, which themes show above the post).
 
 The marker is an HTML comment at the end of the body, `<!-- copydesk:post:KEY -->`. Readers never see
 it (browsers and WordPress's block renderer leave comments alone); WordPress's own search (`?search=`,
@@ -46,6 +47,7 @@ def media_slug(image_key: str) -> str:
 class MediaRef:
     id: int
     url: str  # the media library's source_url
+    post: int = 0  # the post it is attached to (WordPress's `post` field; 0: none)
 
 
 _IMAGE_BLOCK = re.compile(
@@ -55,6 +57,8 @@ _IMAGE_BLOCK = re.compile(
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _SRC = re.compile(r"""\bsrc\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
 _CLASS = re.compile(r"""\bclass\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
+_FIGURE = re.compile(r"<figure\b[^>]*>.*?</figure>", re.IGNORECASE | re.DOTALL)
+_IMAGE_PARAGRAPH = re.compile(r"<p\b[^>]*>\s*(<img\b[^>]*>)\s*</p>", re.IGNORECASE)
 
 
 def _lookup(media: dict[str, MediaRef], url: str) -> MediaRef | None:
@@ -122,3 +126,28 @@ def rewrite_images(body: str, media: dict[str, MediaRef]) -> str:
                     f"href={quote}{form}{quote}", f"href={quote}{html.escape(ref.url, quote=True)}{quote}"
                 )
     return body
+
+
+def _shows(fragment: str, url: str) -> bool:
+    """Whether an <img> of `fragment` has `url` as its src."""
+    for img in _IMG.finditer(fragment):
+        src = _SRC.search(img.group(0))
+        if src and html.unescape(src.group(2)) == url:
+            return True
+    return False
+
+
+def remove_image(body: str, url: str) -> str:
+    """The body without the image whose src is `url`: its wp:image block (block markup), else its
+    <figure> (caption included), else its paragraph when it holds only the image, else the <img>."""
+    url = html.unescape(url)
+    if not _shows(body, url):
+        return body
+
+    def unless_shown(match: re.Match) -> str:
+        return "" if _shows(match.group(0), url) else match.group(0)
+
+    body = _IMAGE_BLOCK.sub(unless_shown, body)
+    body = _FIGURE.sub(lambda m: m.group(0) if "<table" in m.group(0) else unless_shown(m), body)
+    body = _IMG.sub(unless_shown, _IMAGE_PARAGRAPH.sub(unless_shown, body))
+    return re.sub(r"\n{3,}", "\n\n", body).strip("\n")

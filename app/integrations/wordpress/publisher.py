@@ -3,13 +3,18 @@
 One `publish()`:
 1. finds the post: by `existing_post_id` (GET ?context=edit, trash included; deleted → a new post and a
    warning), else by the draft's marker (see below);
-2. resolves categories and tags by name, creating the missing ones (a 400 term_exists names the term);
+2. resolves categories and tags by name, creating the missing ones only when the site's
+   `create_terms` allows it for whoever named them (the sender, the OpenAI editor, the offline
+   editor; a 400 term_exists names the term); names left out are a warning;
 3. imports images into the media library — all body images when the site asks for it, the featured
    image always — reusing what the site already has (the caller's media index, else the attachment's
    content-addressed slug), with alt text and caption;
-4. rewrites image URLs in the body (classic HTML or block markup, wp:image gets the media id) and
-   creates or updates the post (status, date for scheduled posts, slug, excerpt, featured_media, and
-   with block markup the draft's post meta: core's `footnotes`).
+4. takes the featured image out of the body (unless the site's `featured_image_in_body`: themes show
+   it above the post), rewrites image URLs in the body (classic HTML or block markup, wp:image gets
+   the media id) and creates or updates the post (status, date for scheduled posts, slug, excerpt,
+   featured_media, and with block markup the draft's post meta: core's `footnotes`);
+5. attaches the post's media that belong to no post yet (WordPress's `post` field of a media item:
+   the media library lists them under their post; an image another post already has stays there).
 
 Exactly once, with core REST features only. Every post carries an invisible marker at the end of its
 body, an HTML comment `<!-- copydesk:post:KEY -->`, where KEY is the draft's `idempotency_key` (the
@@ -55,10 +60,22 @@ from app.integrations.wordpress.content import (
     has_marker,
     marker_token,
     media_slug,
+    remove_image,
     rewrite_images,
     with_marker,
 )
-from app.integrations.wordpress.settings import STATUSES, WordPressSite
+from app.integrations.wordpress.settings import STATUSES, WordPressSite, may_create_terms
+
+_NAMED_BY = {
+    "sender": "named by the sender",
+    "llm": "proposed by the OpenAI editor",
+    "offline": "proposed by the offline editor",
+}
+_CREATES = {
+    "never": "adds no terms",
+    "sender": "adds only the terms the sender names",
+    "sender_and_llm": "adds only the terms the sender names or the OpenAI editor proposes",
+}
 
 
 class MediaIndex(Protocol):
@@ -133,6 +150,7 @@ class WordPressPublisher:
 
     def publish(self, draft: PostDraft, *, existing_post_id: int | None = None) -> PublishedPost:
         retries_before = self.client.retries
+        created_before = len(self.client.created_terms)
         warnings: list[str] = []
         status = draft.status or self.site.default_status
         if status not in STATUSES:
@@ -157,11 +175,13 @@ class WordPressPublisher:
             )
 
         # 2. Terms.
-        category_names = draft.categories or (
-            [self.site.default_category] if self.site.default_category else []
-        )
-        categories = [self.client.term_id("categories", n) for n in map(term_name, category_names) if n]
-        tags = [self.client.term_id("tags", n) for n in map(term_name, draft.tags) if n]
+        left_out: list[str] = []
+        if draft.categories:
+            categories = self._term_ids("categories", draft.categories, draft.categories_from, left_out, warnings)
+        else:  # the site's default category: an admin named it
+            default = [self.site.default_category] if self.site.default_category else []
+            categories = self._term_ids("categories", default, "sender", left_out, warnings)
+        tags = self._term_ids("tags", draft.tags, draft.tags_from, left_out, warnings)
 
         # 3. Images.
         featured_key = draft.featured_image
@@ -180,6 +200,8 @@ class WordPressPublisher:
         # 4. The body and the post.
         as_blocks = bool(draft.blocks) and (self.site.body_format == "blocks" or not draft.html)
         body = draft.blocks if as_blocks else draft.html
+        if featured_key and not self.site.featured_image_in_body and by_key[featured_key].url:
+            body = remove_image(body, by_key[featured_key].url)
         if self.site.import_images:
             body = rewrite_images(body, {by_key[k].url: ref for k, ref in media.items() if by_key[k].url})
         payload: dict = {
@@ -226,6 +248,7 @@ class WordPressPublisher:
             )
         if status == "future" and post.get("status") == "publish":
             warnings.append("The scheduled date is in the past: WordPress published the post at once.")
+        attached = self._attach(media, post["id"], warnings)
 
         return PublishedPost(
             post_id=post["id"],
@@ -237,7 +260,53 @@ class WordPressPublisher:
             featured_media=post.get("featured_media") or None,
             recovered=recovered,
             retries=self.client.retries - retries_before,
+            terms_created=[f"{tax}:{name}" for tax, name in self.client.created_terms[created_before:]],
+            terms_left_out=left_out,
+            attached=attached,
         )
+
+    # --- terms -----------------------------------------------------------------------------------
+
+    def _term_ids(
+        self, taxonomy: str, names: list[str], origin: str, left_out: list[str], warnings: list[str]
+    ) -> list[int]:
+        """The ids of the named terms; a name the site lacks is created only when the site's
+        `create_terms` allows it for `origin`, else left out (a warning)."""
+        create = may_create_terms(self.site.create_terms, origin)
+        ids: list[int] = []
+        missing: list[str] = []
+        for name in filter(None, map(term_name, names)):
+            term_id = self.client.term_id(taxonomy, name, create=create)
+            if term_id is None:
+                missing.append(name)
+            else:
+                ids.append(term_id)
+        if missing:
+            left_out.extend(f"{taxonomy}:{name}" for name in missing)
+            label = "Tags" if taxonomy == "tags" else "Categories"
+            warnings.append(
+                f"{label} not on {self.site.url}, left out: {', '.join(map(repr, missing))} "
+                f"({_NAMED_BY[origin]}; the site's create_terms {self.site.create_terms!r} "
+                f"{_CREATES[self.site.create_terms]})."
+            )
+        return ids
+
+    # --- attaching media -------------------------------------------------------------------------
+
+    def _attach(self, media: dict[str, MediaRef], post_id: int, warnings: list[str]) -> list[int]:
+        """Attach to the post the media it uses that no post has yet; once: an attached item is left
+        alone (also one attached to another post, which showed it first)."""
+        attached: list[int] = []
+        for ref in {ref.id: ref for ref in media.values()}.values():
+            if ref.post:
+                continue
+            try:
+                self.client.attach_media(ref.id, post_id)
+            except PermanentError as exc:  # the post is written: say so, do not fail it
+                warnings.append(f"Media {ref.id} could not be attached to post {post_id}: {exc.message}")
+                continue
+            attached.append(ref.id)
+        return attached
 
     # --- finding our post ------------------------------------------------------------------------
 
@@ -266,7 +335,8 @@ class WordPressPublisher:
                 found.update({m["id"]: m for m in self.client.media(include=",".join(map(str, chunk)))})
             for key, media_id in known.items():
                 if media_id and int(media_id) in found:
-                    refs[key] = MediaRef(int(media_id), found[int(media_id)]["source_url"])
+                    item = found[int(media_id)]
+                    refs[key] = MediaRef(int(media_id), item["source_url"], int(item.get("post") or 0))
         missing = [image for image in images if image.key not in refs]
         if missing:
             by_slug: dict[str, dict] = {}
@@ -276,7 +346,7 @@ class WordPressPublisher:
                 media = by_slug.get(media_slug(image.key))
                 if media is None:
                     media = self._upload(image, post_id=post_id)
-                refs[image.key] = MediaRef(media["id"], media["source_url"])
+                refs[image.key] = MediaRef(media["id"], media["source_url"], int(media.get("post") or 0))
                 if self.media_index is not None:
                     self.media_index[image.key] = media["id"]  # at once: a crash later keeps it
         if self.media_index is not None:

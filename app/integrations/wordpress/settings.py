@@ -10,6 +10,18 @@ from app.core.errors import ConfigurationError
 
 BODY_FORMATS = ("blocks", "html")
 STATUSES = ("draft", "pending", "publish", "future", "private")
+# Who may add a tag or category the site does not have (site option `create_terms`), each level
+# allowing what the one before it does: nobody; the sender (what a person named: upload form, mail
+# directive, mailbox default, the site's default category); also the OpenAI editor; also the offline
+# editor. Tags are public pages of a site, so the offline editor's guesses are not made into terms
+# unless a site asks for it.
+CREATE_TERMS = ("never", "sender", "sender_and_llm", "always")
+TERM_ORIGINS = ("sender", "llm", "offline")  # who named a term: its level is its index in CREATE_TERMS - 1
+
+
+def may_create_terms(policy: str, origin: str) -> bool:
+    """Whether a site whose `create_terms` is `policy` takes new terms named by `origin`."""
+    return CREATE_TERMS.index(policy) >= TERM_ORIGINS.index(origin) + 1
 
 
 @dataclass
@@ -29,6 +41,9 @@ class WordPressSite:
     backoff: float = 1.0  # first wait between attempts, doubled each time (with jitter)
     max_backoff: float = 60.0  # longest wait; a Retry-After above it is left to the caller's own retry
     verify_tls: bool = True
+    create_terms: str = "sender_and_llm"  # who may add tags and categories the site lacks (CREATE_TERMS)
+    featured_image_in_body: bool = False  # False: the featured image is taken out of the body
+    transliterate_slugs: bool = False  # slugs in Latin letters instead of the title's script
 
     def __post_init__(self) -> None:
         self.url = self.url.strip().rstrip("/")
@@ -46,6 +61,10 @@ class WordPressSite:
         if self.default_status not in STATUSES:
             raise ConfigurationError(
                 f"default_status must be one of {', '.join(STATUSES)}, not {self.default_status!r}."
+            )
+        if self.create_terms not in CREATE_TERMS:
+            raise ConfigurationError(
+                f"create_terms must be one of {', '.join(CREATE_TERMS)}, not {self.create_terms!r}."
             )
         if self.attempts < 1:
             raise ConfigurationError("attempts must be at least 1.")

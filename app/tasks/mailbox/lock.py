@@ -3,7 +3,6 @@ a thread while the work lasts, so a dead holder's lock expires after STEP_HEARTB
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import uuid
@@ -13,25 +12,12 @@ from contextlib import contextmanager
 import redis
 from redis.exceptions import LockError
 
-from app.core import connections
 from app.core.config import get_settings
-from app.core.errors import ConfigurationError
+from app.core.redis_client import redis_client
 
 log = logging.getLogger("copydesk.mailbox")
 
 LOCK_PREFIX = "copydesk:mailbox:lock:"
-
-
-@functools.lru_cache(maxsize=4)
-def _redis(url: str) -> redis.Redis:
-    return connections.redis_client(url)
-
-
-def redis_client() -> redis.Redis:
-    url = get_settings().redis_url
-    if not url:
-        raise ConfigurationError("REDIS_URL is not set: mailbox polling needs Redis for its locks")
-    return _redis(url)
 
 
 def lock_key(source_id: uuid.UUID | str) -> str:

@@ -69,6 +69,7 @@ class Taken:
 
     entry: dict[str, Any]  # what the message's row shows of it: filename, kind, size, sha256, origin, error
     payload: dict[str, Any] | None = None
+    asked: dict[str, Any] = field(default_factory=dict)  # what the message itself asks (not the defaults)
     manuscript: intake.Manuscript | None = None
     kept: bool = False  # its original was written (not when the same content had been received before)
 
@@ -135,6 +136,7 @@ def _check(workflow: str, defaults: dict[str, Any], message: IncomingMessage, do
                 f"{limit / 1048576:.0f} MB (MAX_UPLOAD_MB)"
             )
         taken.payload = run_payload(workflow, defaults, message, document)
+        taken.asked = message_inputs(message, document)
         taken.manuscript = intake.check(document.data, document.filename, kind="html" if document.kind == "html" else None)
     except InvalidDocument as exc:  # not Word, damaged, encrypted, too large: this message fails
         taken.entry["error"] = exc.message
@@ -147,14 +149,21 @@ def run_payload(
     """The run's inputs: the source's defaults (site, category, status…), overridden by the message's
     directives. A body made into a document takes its title from the subject."""
     payload = {k: v for k, v in defaults.items() if v not in (None, "", [])}
-    payload.update(message.directives.run_inputs())
-    if document.origin == "body" and message.title:
-        payload["title"] = message.title
+    payload.update(message_inputs(message, document))
     try:
         get_workflow(workflow).payload_model.model_validate(payload)
     except ValidationError as exc:
         raise InvalidDocument(f"the source's defaults or the message's directives are not valid: {problems(exc)}") from None
     return payload
+
+
+def message_inputs(message: IncomingMessage, document: IncomingDocument) -> dict[str, Any]:
+    """What the message asks of the run: its directives; a body made into a document, its subject as
+    the title."""
+    inputs = message.directives.run_inputs()
+    if document.origin == "body" and message.title:
+        inputs["title"] = message.title
+    return inputs
 
 
 def _known_row(
@@ -236,7 +245,12 @@ def _record_message(
         if each.manuscript is None:
             summary.failed += 1
             continue
-        submission = _submit(session, source, each, row.id)
+        try:
+            submission = _submit(session, source, each, row.id, summary.to_send)
+        except intake.StillRunning as exc:  # new directives while its run goes on: this message fails
+            each.entry.update(error=exc.message, document_id=exc.details["document_id"], duplicate=True)
+            summary.failed += 1
+            continue
         each.entry.update(
             document_id=str(submission.document.id),
             run_id=str(submission.run.id) if submission.run else None,
@@ -246,35 +260,52 @@ def _record_message(
             run_ids.append(submission.run.id)
         if submission.duplicate:
             summary.duplicates += 1
-            notes.append(f"{document.filename} was already received (document {submission.document.id})")
-        else:
+            notes.append(_duplicate_note(session, document.filename, submission, each.asked))
+        if submission.run is not None and (not submission.duplicate or submission.updated):
             submission.run.warnings = [*submission.run.warnings, *message.warnings]
-            summary.to_send.append(submission.run)
-            summary.runs += 1
+            if submission.run not in summary.to_send:
+                summary.to_send.append(submission.run)
+                summary.runs += 1
     row.documents, row.run_ids = entries, list(dict.fromkeys(run_ids))
     if notes:
         row.reason = "; ".join(notes)
     return row
 
 
-def _submit(session: Session, source: Source, taken: Taken, row_id: uuid.UUID) -> intake.Submission:
-    """The manuscript's document and run, or those of the same content received before."""
-    found = intake.find_duplicate(session, taken.manuscript)
-    if found is not None:
-        return found
-    if not taken.kept:  # a duplicate when checked, gone since: keep nothing half done
-        raise TransientError(f"{taken.manuscript.filename} changed while the poll was recorded; the next poll takes it")
-    return intake.record_or_duplicate(
-        session,
-        taken.manuscript,
-        origin="mail",
-        workflow=source.workflow,
-        payload=taken.payload,
-        options=taken.payload,
-        source_id=source.id,
-        mail_message_id=row_id,
-        site_id=None,
-    )
+def _submit(
+    session: Session, source: Source, taken: Taken, row_id: uuid.UUID, unsent: list[Run]
+) -> intake.Submission:
+    """The manuscript's document and run, or those of the same content received before, its
+    directives applied by a new run when they ask for something new (intake.resubmit)."""
+    submission = intake.find_duplicate(session, taken.manuscript)
+    if submission is None:
+        if not taken.kept:  # a duplicate when checked, gone since: keep nothing half done
+            raise TransientError(f"{taken.manuscript.filename} changed while the poll was recorded; the next poll takes it")
+        submission = intake.record_or_duplicate(
+            session,
+            taken.manuscript,
+            origin="mail",
+            workflow=source.workflow,
+            payload=taken.payload,
+            options=taken.payload,
+            source_id=source.id,
+            mail_message_id=row_id,
+            site_id=None,
+        )
+    if not submission.duplicate:
+        return submission
+    return intake.resubmit(
+        session, submission, taken.asked, workflow=source.workflow, source_id=source.id,
+        mail_message_id=row_id, unsent=unsent,
+    )  # fmt: skip
+
+
+def _duplicate_note(session: Session, filename: str, submission: intake.Submission, asked: dict[str, Any]) -> str:
+    note = f"{filename} was already received (document {submission.document.id})"
+    if submission.updated:
+        return f"{note}: its directives ({', '.join(sorted(asked))}) are applied by run {submission.run.id}, which updates its post"
+    _, url = intake.published_post(session, submission.document.id)
+    return f"{note}, with nothing new to apply" + (f": {url}" if url else "")
 
 
 def _aware(moment: datetime | None) -> datetime | None:

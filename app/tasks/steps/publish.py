@@ -22,6 +22,12 @@ tests/resilience/test_faults.py). What outlasts them fails the attempt, and the 
 result says how many requests were retried (`retries`). A site's `attempts` option overrides
 REQUEST_ATTEMPTS. 401/403 and other 4xx are permanent: the step fails at once with WordPress's
 explanation.
+
+What the site gets (the publisher applies the site's options): tags and categories the site lacks are
+added only when its `create_terms` allows it for whoever named them — the sender (run inputs and the
+document's directives), the OpenAI editor or the offline editor — else left out with a warning; the
+featured image leaves the body unless `featured_image_in_body`; the media the post uses are attached
+to it.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from app.documents.featured import choose_featured_image
 from app.integrations.wordpress import PostDraft, PostImage, WordPressPublisher
 from app.models import Asset, Document, SiteMedia
 from app.services import preview_url, storage
-from app.services.sites import site_for, wordpress_site
+from app.services.sites import forget_site_terms, site_for, wordpress_site
 from app.tasks.steps.common import article
 from app.workflows.registry import StepContext, implements
 from app.workflows.state import now
@@ -184,6 +190,11 @@ def publish(ctx: StepContext) -> dict:
         if featured_key and featured_key not in {a.key for a in chosen}:
             chosen.append(next(a for a in assets if a.key == featured_key))
         blocks, meta = _body_blocks(art, urls) if site.body_format == "blocks" else (art.html, {})
+        # Names the sender gave are theirs; the others the editor proposed (whether the site takes a
+        # name it lacks depends on who named it: the site's create_terms).
+        sender_tags = _names(wanted.get("tags"))
+        sender_categories = _names(wanted.get("categories") or wanted.get("category"))
+        edited_by = "llm" if (art.edit_engine or "").startswith("openai") else "offline"
         draft = PostDraft(
             title=str(wanted.get("title") or art.title),
             html=art.html,
@@ -191,9 +202,10 @@ def publish(ctx: StepContext) -> dict:
             meta=meta,
             excerpt=str(wanted.get("excerpt") or art.excerpt or ""),
             slug=str(wanted.get("slug") or art.slug or ""),
-            tags=_names(wanted.get("tags")) or list(art.tags or []),
-            categories=_names(wanted.get("categories") or wanted.get("category"))
-            or list(art.categories or []),
+            tags=sender_tags or list(art.tags or []),
+            categories=sender_categories or list(art.categories or []),
+            tags_from="sender" if sender_tags else edited_by,
+            categories_from="sender" if sender_categories else edited_by,
             status=status,
             date=date,
             images=[
@@ -235,6 +247,8 @@ def publish(ctx: StepContext) -> dict:
         art.status = post.status
         art.publish_at = draft.date
         art.published_at = now()
+    if post.terms_created:  # the editors' next choices include them
+        forget_site_terms(wp)
     for warning in post.warnings:
         ctx.warn(warning)
     verb = "created" if post.created else "updated"
@@ -249,6 +263,9 @@ def publish(ctx: StepContext) -> dict:
         "media": post.media,
         "featured_media": post.featured_media,
         "retries": post.retries,
+        "terms_created": post.terms_created,
+        "terms_left_out": post.terms_left_out,
+        "attached": post.attached,
         "article_id": str(article_id),
         "summary": f"{verb} post {post.post_id} ({post.status}) on {site_name}: {post.url}",
     }

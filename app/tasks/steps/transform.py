@@ -19,6 +19,12 @@ Directives beat the model: a category (or categories), tags, slug or excerpt giv
 (payload, then the document's options) is used as given. Otherwise the model chooses the category
 from a `site_categories` list given with the run, else from the existing categories of the site the
 run publishes to; with neither it chooses none.
+
+The site's existing terms (app/services/sites.py `site_terms`: asked here, in the io worker, and
+kept in Redis a few minutes) are the editors' choices: its categories for the category, its tags for
+the tags (the offline editor proposes only those the text mentions, besides the document's keywords
+and headings; the OpenAI editor is asked to prefer them). The site's `transliterate_slugs` option
+asks for slugs in Latin letters.
 """
 
 from __future__ import annotations
@@ -140,8 +146,8 @@ def _names(items: Any) -> list[str]:
 
 
 def publishing_site(session, doc: Document, payload: dict[str, Any]) -> WordPressSite | None:
-    """The WordPress site this run will publish to (None: the local preview), whose existing
-    categories the model chooses the post's category from."""
+    """The WordPress site this run will publish to (None: the local preview), whose existing terms
+    the editors choose from."""
     try:
         site = sites.site_for(session, payload=payload, document=doc)
     except CopydeskError:  # an unknown site name: the publish step reports it; no categories here
@@ -206,14 +212,11 @@ def _load(ctx: StepContext) -> _Input:
             step_options=ctx.options,
         )
         directives = {**(doc.options or {}), **(ctx.payload or {})}
+        wp_site = publishing_site(session, doc, ctx.payload)
         # The model chooses a category only when the sender did not: from a list given with the
         # run, else from the site's.
-        categories: list[str] = []
-        wp_site = None
-        if not (directives.get("category") or directives.get("categories")):
-            categories = _names(directives.get("site_categories"))
-            if not categories:
-                wp_site = publishing_site(session, doc, ctx.payload)
+        chosen_category = bool(directives.get("category") or directives.get("categories"))
+        categories = [] if chosen_category else _names(directives.get("site_categories"))
         # The document's own title (parse's), not the article's: a re-run must send what the first
         # run sent, or the cache would miss.
         title = str((ctx.results.get("parse") or {}).get("title") or art.title or "")
@@ -226,9 +229,15 @@ def _load(ctx: StepContext) -> _Input:
             categories=categories,
             instructions=options.get("instructions", ""),
             language=str(metadata.get("language") or ""),
+            transliterate_slug=bool(wp_site and wp_site.transliterate_slugs),
         )
-    if wp_site is not None:  # asked outside the transaction; cached per site for a few minutes
-        request.categories = sites.site_categories(wp_site)
+    if wp_site is not None:  # asked outside the transaction; kept in Redis per site for a few minutes
+        terms = sites.site_terms(wp_site)
+        if terms.error:
+            ctx.warn(f"editing: the site's tags and categories could not be read ({terms.error})")
+        request.site_tags = terms.tags
+        if not chosen_category and not request.categories:
+            request.categories = terms.categories
     return _Input(request, options, directives, title)
 
 
