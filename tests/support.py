@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The shared corpus of real manuscripts: ../shared/corpus beside the checkout (CI's clone has it there),
+# or TEST_CORPUS_DIR.
+CORPUS = Path(os.environ.get("TEST_CORPUS_DIR") or Path(__file__).resolve().parents[2] / "shared" / "corpus")
 
 
 def require(condition: bool, component: str, how: str) -> None:
@@ -29,6 +34,24 @@ def require_program(program: str, component: str, package: str) -> str:
     return path  # type: ignore[return-value]
 
 
+def require_corpus(folder: str) -> Path:
+    """A folder of the shared corpus; skips on a laptop without it, fails under CI=true."""
+    path = CORPUS / folder
+    require(path.is_dir(), "The shared corpus", f"{path} is not there (../shared beside the checkout, or TEST_CORPUS_DIR)")
+    return path
+
+
+def starts(*markers: str):
+    """Declare on a fixture the markers of what it starts (tests/conftest.py gives every test that
+    uses the fixture, directly or through others, those markers). Put it under @pytest.fixture."""
+
+    def declare(fixture):
+        fixture.starts = markers
+        return fixture
+
+    return declare
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,8 +69,9 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
-    """Poll until predicate() returns a truthy value; return it. Fails the test on timeout."""
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message="condition"):
+    """Poll until predicate() returns a truthy value; return it. Fails the test on timeout, saying what
+    did not happen (`message`, or message() for a description made at that moment)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -55,7 +79,8 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message:
         if last:
             return last
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {message} (last value: {last!r})")
+    what = message() if callable(message) else message
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
 RUN_ENDED = ("succeeded", "failed", "cancelled")
@@ -69,3 +94,62 @@ def wait_run(client, run_id: str, *, states=RUN_ENDED, timeout: float = 120, int
         return run if run["state"] in states else None
 
     return wait_until(reached, timeout=timeout, interval=interval, message=f"run {run_id} to reach {states}")
+
+
+def returns_within(seconds: float, what: str, fn, *args, **kwargs):
+    """fn(*args, **kwargs)'s result (or its exception); fails the test if it has not returned after
+    `seconds`. A guard against a hang, sized for a loaded machine: how fast it is belongs in bench/."""
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="returns-within")
+    try:
+        return pool.submit(fn, *args, **kwargs).result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        pytest.fail(f"{what} had not returned after {seconds:g}s: it hangs", pytrace=False)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def broker_backlog(redis_url: str) -> dict[str, int]:
+    """What the Celery broker at redis_url still holds: messages waiting in each queue (every priority
+    level) and messages delivered but not acknowledged (with acks_late: tasks running, prefetched, or
+    held by a worker for a countdown). Empty: no task is left to run."""
+    import redis
+    from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    from app.tasks.celery_app import celery_app
+
+    backlog = {}
+    with redis.Redis.from_url(redis_url) as client:
+        for queue in celery_app.conf.task_queues:
+            for priority in PRIORITY_STEPS:
+                key = queue.name + (f"{Channel.sep}{priority}" if priority else "")
+                if waiting := client.llen(key):
+                    backlog[key] = waiting
+        if unacked := client.hlen(Channel.unacked_key):
+            backlog["unacknowledged"] = unacked
+    return backlog
+
+
+def wait_broker_drained(redis_url: str, *, timeout: float = 60, message: str = "the workers to finish every task"):
+    """Wait until no task is left anywhere: the broker holds nothing, no worker reports a task, and the
+    broker still holds nothing after that (a message a worker has just taken is in neither list for a
+    moment; the workers answer the inspection only after they have recorded it)."""
+    from app.tasks.celery_app import celery_app
+
+    seen: dict = {}
+
+    def drained():
+        seen.clear()
+        seen.update(broker_backlog(redis_url))
+        if seen:
+            return None
+        inspect = celery_app.control.inspect(timeout=2)
+        for kind, replies in (("running", inspect.active()), ("reserved", inspect.reserved())):
+            for worker, tasks in (replies or {}).items():
+                if tasks:
+                    seen[f"{kind} in {worker}"] = len(tasks)
+        if seen:
+            return None
+        seen.update(broker_backlog(redis_url))
+        return not seen
+
+    wait_until(drained, timeout=timeout, interval=0.2, message=lambda: f"{message}; still pending: {seen}")

@@ -3,7 +3,6 @@ by hand (what beat does every MAILBOX_DISPATCH_INTERVAL seconds)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from sqlalchemy import select
@@ -19,13 +18,11 @@ def drive(until, *, timeout: float = 60, message: str = "the mailbox to settle")
 
     def step():
         value = until()
-        if value:
-            return value
-        dispatch()
-        time.sleep(0.25)
-        return until()
+        if not value:
+            dispatch()
+        return value
 
-    return wait_until(step, timeout=timeout, interval=0.05, message=message)
+    return wait_until(step, timeout=timeout, interval=0.25, message=message)
 
 
 def poll_in_worker(source_id, timeout: float = 60) -> dict:

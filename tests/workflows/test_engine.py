@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 import redis
 
-from tests.support import RUN_ENDED, wait_run, wait_until
+from tests.support import RUN_ENDED, wait_broker_drained, wait_run, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -83,13 +82,14 @@ def test_failing_item_fails_the_run_and_resume_reruns_only_that_item(client, wor
     assert count(r, run_id, "final") == 1
 
 
-def test_cancel_in_the_middle_of_a_fan_out(client, workers, r):
+def test_cancel_in_the_middle_of_a_fan_out(client, stack_env, workers, r):
     run_id = start(client, "t_fanout", count=40, item_seconds=0.2)
     wait_until(lambda: count(r, run_id, "each[3]") >= 1, timeout=30, message="the fan-out to start")
     response = client.post(f"/runs/{run_id}/cancel")
     assert response.status_code == 200
     assert response.json()["state"] == "cancelled"
-    time.sleep(2.5)  # let anything already running finish
+    # The items already running finish; the queued ones are taken off the broker and not started.
+    wait_broker_drained(stack_env["env"]["REDIS_URL"], message="the cancelled fan-out's tasks to be done with")
     run = client.get(f"/runs/{run_id}").json()
     assert run["state"] == "cancelled"
     items = steps_by_name(run)["each"]["items"]
@@ -125,7 +125,7 @@ def test_when_false_skips_retries_are_recorded_then_approval(client, workers, r)
     assert count(r, run_id, "first") == 1 and count(r, run_id, "gate") == 1 and count(r, run_id, "last") == 1
 
 
-def test_reject_ends_the_run_with_who_and_why(client, workers, r):
+def test_reject_ends_the_run_with_who_and_why(client, stack_env, workers, r):
     run_id = start(client, "t_control")
     wait_run(client, run_id, states=("awaiting_approval",))
     response = client.post(f"/runs/{run_id}/reject", json={"reason": "off topic"})
@@ -133,7 +133,8 @@ def test_reject_ends_the_run_with_who_and_why(client, workers, r):
     run = response.json()
     assert run["state"] == "cancelled"
     assert "rejected by" in run["error"] and "off topic" in run["error"]
-    time.sleep(0.5)
+    # A rejection sends nothing: once every task on the broker is done, `last` still never ran.
+    wait_broker_drained(stack_env["env"]["REDIS_URL"], message="the rejected run's tasks to be done with")
     assert count(r, run_id, "last") == 0
     assert client.post(f"/runs/{run_id}/approve").status_code == 409
 
