@@ -15,10 +15,11 @@ from app.documents import LibreOffice, convert, detect_kind, docs_to_docx
 from app.documents.legacy import doc_to_docx
 from tests.documents.builders import docx as build
 from tests.documents.builders import inline_image, ole2, p, png, python_docx_bytes, r, word_fib
-from tests.support import require_program
+from tests.support import require_program, starts
 
 
 @pytest.fixture(scope="module")
+@starts("libreoffice")
 def soffice() -> str:
     return require_program("soffice", "LibreOffice", "libreoffice-writer-nogui")
 

@@ -13,12 +13,13 @@ import pytest
 
 from tests.llm.documents import press_release, sectioned
 from tests.llm.helpers import steps, submit, submit_with_payload
-from tests.support import wait_broker_drained, wait_run
+from tests.support import starts, wait_broker_drained, wait_run
 
 pytestmark = [pytest.mark.llm, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture(scope="module")
+@starts("worker")
 def llm_stack(stack_env, api, llm_server_session, tmp_path_factory):
     from tests.fixtures.stack import isolated_stack
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.oss import oss_settings
 from tests.resilience.test_faults import media_of, sha
-from tests.support import wait_run, wait_until
+from tests.support import starts, wait_run, wait_until
 from tests.wordpress.conftest import manuscript, picture, posts_of
 
 pytestmark = [
@@ -28,6 +28,7 @@ IMAGES = 8
 
 
 @pytest.fixture
+@starts("worker")
 def crash_stack(stack_env, api, oss_server, wordpress, tmp_path):
     from tests.fixtures.stack import isolated_stack
 

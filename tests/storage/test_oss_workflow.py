@@ -6,12 +6,13 @@ import pytest
 
 from tests.fixtures.oss import OSS_BUCKET, oss_settings
 from tests.samples import docx
-from tests.support import wait_run
+from tests.support import starts, wait_run
 
 pytestmark = [pytest.mark.oss, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture
+@starts("worker")
 def oss_stack(stack_env, oss_server, tmp_path):
     from tests.fixtures.stack import isolated_stack
 
