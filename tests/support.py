@@ -96,6 +96,15 @@ def wait_run(client, run_id: str, *, states=RUN_ENDED, timeout: float = 120, int
     return wait_until(reached, timeout=timeout, interval=interval, message=f"run {run_id} to reach {states}")
 
 
+def wait_requeued(run_id: str, *, timeout: float = 60) -> None:
+    """Run the sweeper (as beat does) until it re-queues this run: once its dead worker's claim is
+    stale. Runs other tests left stuck may be re-queued on the way; only this one is waited for."""
+    from app.tasks.ops import sweep
+
+    wait_until(lambda: run_id in sweep(stuck_after=1)["requeued"], timeout=timeout, interval=0.5,
+               message=f"the sweeper to re-queue run {run_id}")
+
+
 def returns_within(seconds: float, what: str, fn, *args, **kwargs):
     """fn(*args, **kwargs)'s result (or its exception); fails the test if it has not returned after
     `seconds`. A guard against a hang, sized for a loaded machine: how fast it is belongs in bench/."""

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.oss import oss_settings
 from tests.resilience.test_faults import media_of, sha
-from tests.support import starts, wait_run, wait_until
+from tests.support import starts, wait_requeued, wait_run, wait_until
 from tests.wordpress.conftest import manuscript, picture, posts_of
 
 pytestmark = [
@@ -56,7 +56,6 @@ def media_puts(oss_server) -> Counter:
 
 @pytest.mark.parametrize("repetition", [1, 2])
 def test_workers_killed_mid_fan_out_run_finishes_once(client, crash_stack, oss_server, wordpress, repetition):
-    from app.tasks.ops import sweep
     from tests.fixtures.stack import start_workers
 
     oss_server.latency = 0.25  # each upload item (HEAD, GET, PUT) takes ~0.75 s: 8 items on 4 threads ~1.5 s
@@ -79,9 +78,7 @@ def test_workers_killed_mid_fan_out_run_finishes_once(client, crash_stack, oss_s
     items_done_before = {i["index"] for i in upload["items"] if i["state"] == "succeeded"}
 
     crash_stack["workers"][:] = start_workers(crash_stack["env"], crash_stack["log_dir"], cpu=1, io=4)
-    requeued = wait_until(lambda: sweep(stuck_after=1)["requeued"], timeout=60, interval=0.5,
-                          message="the sweeper to re-queue the run")  # fmt: skip
-    assert run_id in requeued
+    wait_requeued(run_id)
 
     run = wait_run(client, run_id)
     recovery = time.monotonic() - killed_at
