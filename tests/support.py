@@ -117,48 +117,55 @@ def returns_within(seconds: float, what: str, fn, *args, **kwargs):
         pool.shutdown(wait=False)
 
 
-def broker_backlog(redis_url: str) -> dict[str, int]:
-    """What the Celery broker at redis_url still holds: messages waiting in each queue (every priority
-    level) and messages delivered but not acknowledged (with acks_late: tasks running, prefetched, or
-    held by a worker for a countdown). Empty: no task is left to run."""
+def broker_queued(redis_url: str) -> dict[str, int]:
+    """The messages waiting in each queue (every priority level) of the Celery broker at redis_url."""
     import redis
     from kombu.transport.redis import PRIORITY_STEPS, Channel
 
     from app.tasks.celery_app import celery_app
 
-    backlog = {}
+    queued = {}
     with redis.Redis.from_url(redis_url) as client:
         for queue in celery_app.conf.task_queues:
             for priority in PRIORITY_STEPS:
                 key = queue.name + (f"{Channel.sep}{priority}" if priority else "")
                 if waiting := client.llen(key):
-                    backlog[key] = waiting
-        if unacked := client.hlen(Channel.unacked_key):
-            backlog["unacknowledged"] = unacked
-    return backlog
+                    queued[key] = waiting
+    return queued
+
+
+def broker_unacknowledged(redis_url: str) -> set[str]:
+    """The delivery tags of the messages delivered and not acknowledged yet (acks_late: tasks running,
+    prefetched, or held for a countdown by a worker; or left by a worker that died, until the
+    visibility timeout gives them back)."""
+    import redis
+    from kombu.transport.redis import Channel
+
+    with redis.Redis.from_url(redis_url) as client:
+        return {tag.decode() for tag in client.hkeys(Channel.unacked_key)}
 
 
 def wait_broker_drained(redis_url: str, *, timeout: float = 60, message: str = "the workers to finish every task"):
-    """Wait until no task is left anywhere: the broker holds nothing, no worker reports a task, and the
-    broker still holds nothing after that (a message a worker has just taken is in neither list for a
-    moment; the workers answer the inspection only after they have recorded it)."""
+    """Wait until no task is left to run: no queue holds a message, no live worker has a task (running,
+    reserved or scheduled), and no message changed hands meanwhile (the unacknowledged ones are the
+    same before and after asking the workers: only those of dead workers are left)."""
     from app.tasks.celery_app import celery_app
 
     seen: dict = {}
 
     def drained():
         seen.clear()
-        seen.update(broker_backlog(redis_url))
-        if seen:
-            return None
+        seen.update(broker_queued(redis_url))
+        before = broker_unacknowledged(redis_url)
         inspect = celery_app.control.inspect(timeout=2)
-        for kind, replies in (("running", inspect.active()), ("reserved", inspect.reserved())):
+        for kind, replies in (("running", inspect.active()), ("reserved", inspect.reserved()),
+                              ("scheduled", inspect.scheduled())):
             for worker, tasks in (replies or {}).items():
                 if tasks:
                     seen[f"{kind} in {worker}"] = len(tasks)
-        if seen:
-            return None
-        seen.update(broker_backlog(redis_url))
+        seen.update(broker_queued(redis_url))
+        if broker_unacknowledged(redis_url) != before:
+            seen["unacknowledged"] = "changing"
         return not seen
 
     wait_until(drained, timeout=timeout, interval=0.2, message=lambda: f"{message}; still pending: {seen}")
