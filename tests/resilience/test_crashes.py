@@ -67,8 +67,10 @@ def test_workers_killed_mid_fan_out_run_finishes_once(client, crash_stack, oss_s
 
     wait_until(lambda: 1 <= len(media_puts(oss_server)), timeout=60, interval=0.02,
                message="the first image to be stored")  # fmt: skip
+    oss_server.hold()  # no further request gets through: the fan-out stays unfinished until the kill
     for w in crash_stack["workers"]:
         w.kill()
+    oss_server.release()  # what the dead workers had sent is dropped, undone
     killed_at = time.monotonic()
     stored_before = len(media_puts(oss_server))
     run = client.get(f"/runs/{run_id}").json()

@@ -329,7 +329,7 @@ def test_worker_killed_after_wordpress_answered_no_duplicate(client, wp_stack, w
     written); the run, re-queued by the sweeper to a new worker, updates that post."""
     from tests.fixtures.stack import WorkerProcess
 
-    wordpress.fail_next(1, status=0, method="POST", route="#^/wp/v2/posts$#", after=True, delay=6)
+    wordpress.fail_next(1, status=0, method="POST", route="#^/wp/v2/posts$#", after=True, delay=30)
     body = submit(client, manuscript("Killed mid-publish", seed=121), "killed.docx")
     doc_id = body["document"]["id"]
     wait_until(lambda: len(posts_of(wordpress, doc_id)) == 1, timeout=90, interval=0.2,
