@@ -152,20 +152,26 @@ def wait_broker_drained(redis_url: str, *, timeout: float = 60, message: str = "
     from app.tasks.celery_app import celery_app
 
     seen: dict = {}
+    with celery_app.connection_for_read(redis_url) as connection:
+        live = len(celery_app.control.ping(timeout=3, connection=connection) or [])  # every live worker answers
 
-    def drained():
-        seen.clear()
-        seen.update(broker_queued(redis_url))
-        before = broker_unacknowledged(redis_url)
-        inspect = celery_app.control.inspect(timeout=2)
-        for kind, replies in (("running", inspect.active()), ("reserved", inspect.reserved()),
-                              ("scheduled", inspect.scheduled())):
-            for worker, tasks in (replies or {}).items():
-                if tasks:
-                    seen[f"{kind} in {worker}"] = len(tasks)
-        seen.update(broker_queued(redis_url))
-        if broker_unacknowledged(redis_url) != before:
-            seen["unacknowledged"] = "changing"
-        return not seen
+        def drained():
+            seen.clear()
+            seen.update(broker_queued(redis_url))
+            before = broker_unacknowledged(redis_url)
+            if live:  # each question returns as soon as every live worker has answered
+                inspect = celery_app.control.inspect(timeout=10, limit=live, connection=connection)
+                for kind, ask in (("running", inspect.active), ("reserved", inspect.reserved),
+                                  ("scheduled", inspect.scheduled)):
+                    replies = ask() or {}
+                    if len(replies) < live:
+                        seen[f"answers to {kind}"] = f"{len(replies)} of {live} workers"
+                    for worker, tasks in replies.items():
+                        if tasks:
+                            seen[f"{kind} in {worker}"] = len(tasks)
+            seen.update(broker_queued(redis_url))
+            if broker_unacknowledged(redis_url) != before:
+                seen["unacknowledged"] = "changing"
+            return not seen
 
-    wait_until(drained, timeout=timeout, interval=0.2, message=lambda: f"{message}; still pending: {seen}")
+        wait_until(drained, timeout=timeout, interval=0.2, message=lambda: f"{message}; still pending: {seen}")
