@@ -90,6 +90,7 @@ def test_the_next_manuscript_still_goes_through(client, workers):
 
 @pytest.mark.slow
 @pytest.mark.libreoffice
+@pytest.mark.timeout(1200)  # a hang guard for ~140 files through two workers on a loaded machine
 def test_every_poi_file_through_the_workflow(client, workers):
     """Apache POI's test files (fuzzed, truncated, encrypted among them): each is refused at the door
     with a reason, or its run ends — succeeded, or failed with a typed error — within its timeout."""
