@@ -21,6 +21,22 @@ pytest_plugins = [
 ]
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    """Markers say what a test starts: each test gets the markers its fixtures declare with
+    tests.support.starts, through every fixture it uses directly or indirectly. So `-m "not redis"`
+    selects no test that starts redis-server, `-m "not wordpress"` none that starts PHP, and so on."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for name in info.names_closure:
+            for fixturedef in info.name2fixturedefs.get(name, ()):
+                for marker in getattr(fixturedef.func, "starts", ()):
+                    if item.get_closest_marker(marker) is None:
+                        item.add_marker(marker)
+
+
 def make_user(role: str = "editor", password: str = "correct horse battery") -> tuple[str, str]:
     from app.core.db import session_scope
     from app.core.security import hash_password

@@ -265,20 +265,28 @@ def test_login_keeps_a_private_token_and_errors_have_their_own_codes(cli, api, w
 
 def test_runs_watch_refreshes_until_ctrl_c(stack_env, api, editor_token, client, workers, tmp_path):
     import signal
-    import time
+    import threading
 
-    env = {**stack_env["env"], "COPYDESK_API_URL": api, "COPYDESK_TOKEN": editor_token, "COLUMNS": "160"}
+    # TTY_COMPATIBLE: rich redraws the table on each refresh even though stdout is a pipe, so each
+    # refresh can be seen as it comes (on a plain pipe only the last one is printed, at exit).
+    env = {**stack_env["env"], "COPYDESK_API_URL": api, "COPYDESK_TOKEN": editor_token, "COLUMNS": "160",
+           "TTY_COMPATIBLE": "1", "TERM": "xterm"}
     watcher = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "runs", "--watch", "--limit", "3"], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(4)  # start-up, then a few refreshes
-    run_id = client.post("/workflows/t_fanout/runs", json={"count": 0}).json()["id"]
-    time.sleep(2.5)
-    watcher.send_signal(signal.SIGINT)
-    out, err = watcher.communicate(timeout=30)
-    assert watcher.returncode == 0, err
-    assert run_id in out  # a run started while watching appeared
+    shown: list[str] = []
+    reader = threading.Thread(target=lambda: shown.extend(iter(watcher.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: "workflow" in "".join(shown), timeout=60, message="the watcher to draw its first table")
+        run_id = client.post("/workflows/t_fanout/runs", json={"count": 0}).json()["id"]
+        wait_until(lambda: run_id in "".join(shown), timeout=60, message=f"a refresh to show the new run {run_id}")
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(30)
+        reader.join(10)
+    assert watcher.returncode == 0, watcher.stderr.read()
     assert "--watch and --json" in one_line(
         subprocess.run([sys.executable, "-m", "app.cli", "runs", "--watch", "--json"], env=env,
                        capture_output=True, text=True, timeout=60).stderr

@@ -1,14 +1,13 @@
-"""Bad input of issue 4: each gives a typed error with a clear message (or a result with warnings),
-fast, never a hang or a crash. Every hostile file is built here; the real ones in
-../shared/corpus/poi are run over when that folder exists."""
+"""Bad input: each gives a typed error with a clear message (or a result with warnings), never a hang
+or a crash. Every hostile file is built here; the real ones are ../shared/corpus/poi (required under
+CI=true). A conversion that has not returned after HANG seconds fails as a hang; how fast each one is
+belongs to bench/ (bench/documents.py runs the corpus, poi included)."""
 
 from __future__ import annotations
 
 import io
 import struct
-import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -21,23 +20,19 @@ from app.core.errors import (
 )
 from app.documents import Limits, detect_kind, word_to_article
 from tests.documents.builders import NS, docx, inline_image, ole2, p, png_header_only, word_fib
+from tests.support import require_corpus, returns_within
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "poi"
-
-
-class Timer:
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
+HANG = 60  # seconds: far beyond any of these on a loaded machine (each takes well under one)
 
 
-def fails_fast(data: bytes, error: type[CopydeskError], match: str, seconds: float = 5.0, **kwargs):
-    with Timer() as timer, pytest.raises(error, match=match) as caught:
-        word_to_article(data, "manuscript.docx", **kwargs)
-    assert timer.seconds < seconds
+def converts(data: bytes, filename: str = "manuscript.docx", **kwargs):
+    """word_to_article(), failing the test as a hang if it has not returned after HANG seconds."""
+    return returns_within(HANG, f"word_to_article({filename})", word_to_article, data, filename, **kwargs)
+
+
+def fails_cleanly(data: bytes, error: type[CopydeskError], match: str, **kwargs):
+    with pytest.raises(error, match=match) as caught:
+        converts(data, **kwargs)
     assert "\n" not in caught.value.message
     return caught.value
 
@@ -51,18 +46,18 @@ def zip_of(entries: dict[str, bytes | str], method=zipfile.ZIP_DEFLATED) -> byte
 
 
 def test_zero_bytes():
-    fails_fast(b"", InvalidDocument, "empty")
+    fails_cleanly(b"", InvalidDocument, "empty")
 
 
 def test_random_bytes_and_a_text_file_named_doc():
-    fails_fast(b"\x00\x01garbage" * 100, InvalidDocument, "not a Word document")
+    fails_cleanly(b"\x00\x01garbage" * 100, InvalidDocument, "not a Word document")
     with pytest.raises(InvalidDocument, match="not a Word document"):
         detect_kind(b"Dear editor, here is my article.", "article.doc")
 
 
 def test_a_zip_that_is_not_a_docx():
-    fails_fast(zip_of({"notes.txt": "hello"}), InvalidDocument, "not a Word document")
-    fails_fast(
+    fails_cleanly(zip_of({"notes.txt": "hello"}), InvalidDocument, "not a Word document")
+    fails_cleanly(
         zip_of({"[Content_Types].xml": "<Types/>", "xl/workbook.xml": "<x/>"}), InvalidDocument, "spreadsheet"
     )
 
@@ -70,12 +65,12 @@ def test_a_zip_that_is_not_a_docx():
 def test_truncated_docx():
     data = docx(p("hello") * 50)
     for cut in (len(data) // 2, len(data) - 30, 100):
-        fails_fast(data[:cut], InvalidDocument, "damaged")
+        fails_cleanly(data[:cut], InvalidDocument, "damaged")
 
 
 def test_malformed_xml_and_missing_body():
-    fails_fast(docx("", raw_document="<w:document><w:body><w:p>"), InvalidDocument, "malformed XML")
-    fails_fast(docx("", raw_document=f"<w:document {NS}/>"), InvalidDocument, "no document body")
+    fails_cleanly(docx("", raw_document="<w:document><w:body><w:p>"), InvalidDocument, "malformed XML")
+    fails_cleanly(docx("", raw_document=f"<w:document {NS}/>"), InvalidDocument, "no document body")
 
 
 XXE = (
@@ -92,12 +87,12 @@ LAUGHS = (
 
 
 def test_external_entities_are_refused_without_being_resolved():
-    error = fails_fast(docx("", raw_document=XXE), InvalidDocument, "DTD")
+    error = fails_cleanly(docx("", raw_document=XXE), InvalidDocument, "DTD")
     assert "root:" not in error.message
 
 
 def test_billion_laughs_is_refused_quickly():
-    fails_fast(docx("", raw_document=LAUGHS), InvalidDocument, "DTD|entit", seconds=2.0)
+    fails_cleanly(docx("", raw_document=LAUGHS), InvalidDocument, "DTD|entit")
 
 
 def test_entity_attack_in_an_optional_part_is_ignored_with_a_warning():
@@ -127,7 +122,7 @@ def _styles_rels() -> str:
 
 def test_zip_bomb_by_compression_ratio():
     bomb = {**_entries(docx(p("x"))), "word/filler.xml": b" " * (16 * 1024 * 1024)}
-    fails_fast(zip_of(bomb), LimitExceeded, "zip bomb")
+    fails_cleanly(zip_of(bomb), LimitExceeded, "zip bomb")
 
 
 def test_zip_bomb_with_lying_sizes_fails_on_read():
@@ -146,24 +141,24 @@ def test_zip_bomb_with_lying_sizes_fails_on_read():
                 assert struct.unpack_from("<I", data, start + size_offset)[0] == real
                 struct.pack_into("<I", data, start + size_offset, 5000)
             start += 4
-    fails_fast(bytes(data), InvalidDocument, "damaged|malformed")
+    fails_cleanly(bytes(data), InvalidDocument, "damaged|malformed")
 
 
 def test_size_and_entry_limits():
     data = docx(p("hello"))
-    fails_fast(data, LimitExceeded, "would expand", limits=Limits(max_uncompressed_bytes=500))
-    fails_fast(data, LimitExceeded, "parts", limits=Limits(max_zip_entries=3))
-    fails_fast(data, LimitExceeded, "larger than", limits=Limits(max_file_bytes=100))
+    fails_cleanly(data, LimitExceeded, "would expand", limits=Limits(max_uncompressed_bytes=500))
+    fails_cleanly(data, LimitExceeded, "parts", limits=Limits(max_zip_entries=3))
+    fails_cleanly(data, LimitExceeded, "larger than", limits=Limits(max_file_bytes=100))
 
 
 def test_password_protected_docx_and_doc():
     encrypted_docx = ole2({"EncryptionInfo": b"\x04\x00\x04\x00", "EncryptedPackage": b"\x00" * 64})
-    fails_fast(encrypted_docx, EncryptedDocument, "password-protected")
-    fails_fast(ole2({"WordDocument": word_fib(encrypted=True)}), EncryptedDocument, "password-protected")
+    fails_cleanly(encrypted_docx, EncryptedDocument, "password-protected")
+    fails_cleanly(ole2({"WordDocument": word_fib(encrypted=True)}), EncryptedDocument, "password-protected")
 
 
 def test_legacy_doc_without_libreoffice_says_what_to_install():
-    error = fails_fast(ole2({"WordDocument": word_fib(encrypted=False)}), DependencyMissing, "LibreOffice")
+    error = fails_cleanly(ole2({"WordDocument": word_fib(encrypted=False)}), DependencyMissing, "LibreOffice")
     assert "libreoffice-writer-nogui" in error.message
 
 
@@ -171,9 +166,7 @@ def test_hundred_megapixel_image_is_left_out_with_a_warning():
     data = docx(
         p("text") + p(runs=inline_image("rIdhuge.png")), media={"huge.png": png_header_only(10_000, 10_000)}
     )
-    with Timer() as timer:
-        result = word_to_article(data)
-    assert timer.seconds < 2
+    result = converts(data)
     assert result.html == "<p>text</p>"
     assert result.images == []
     assert result.report.dropped["image_over_limit"] == 1
@@ -188,51 +181,42 @@ def test_damaged_image_is_left_out_with_a_warning():
     assert result.report.dropped["unreadable_image"] == 1
 
 
-def test_five_thousand_paragraphs_convert_quickly():
+def test_five_thousand_paragraphs_convert():
     body = "".join(p(f"Paragraph number {i} of a long manuscript.") for i in range(5000))
-    with Timer() as timer:
-        result = word_to_article(docx(body))
-    assert timer.seconds < 5
+    result = converts(docx(body))
     assert result.html.count("<p>") == 5000
     assert result.text.count("\n") == 4999
 
 
 def test_paragraph_limit():
-    fails_fast(docx(p("x") * 101), LimitExceeded, "101 paragraphs", limits=Limits(max_paragraphs=100))
+    fails_cleanly(docx(p("x") * 101), LimitExceeded, "101 paragraphs", limits=Limits(max_paragraphs=100))
 
 
 def test_deeply_nested_tables_are_cut_with_a_warning():
     body = p("deep")
     for _ in range(40):
         body = f"<w:tbl><w:tr><w:tc>{body}</w:tc></w:tr></w:tbl>"
-    with Timer() as timer:
-        result = word_to_article(docx(body))
-    assert timer.seconds < 2
+    result = converts(docx(body))
     assert result.report.dropped["nested_too_deep"] == 1
 
 
 def test_xml_nested_past_the_parser_limit_fails_cleanly():
     body = "<w:sdt><w:sdtContent>" * 3000 + p("x") + "</w:sdtContent></w:sdt>" * 3000
-    fails_fast(docx(body), InvalidDocument, "malformed|nested", seconds=3)
+    fails_cleanly(docx(body), InvalidDocument, "malformed|nested")
 
 
 def test_unclosed_fields_do_not_grow_without_bound():
     runs = '<w:r><w:fldChar w:fldCharType="begin"/></w:r>' * 50_000 + "<w:r><w:t>text</w:t></w:r>"
-    with Timer() as timer:
-        word_to_article(docx(p(runs=runs) + p("after")))
-    assert timer.seconds < 3
+    converts(docx(p(runs=runs) + p("after")))  # returns (everything after an unclosed field is its code)
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus/poi is not beside this checkout")
 @pytest.mark.slow
 def test_real_hostile_files_fail_cleanly():
-    """Fuzzed, truncated and encrypted files from Apache POI: a result or a typed error, fast."""
-    for path in sorted(CORPUS.iterdir()):
+    """Fuzzed, truncated and encrypted files from Apache POI: a result or a typed error, never a hang."""
+    for path in sorted(require_corpus("poi").iterdir()):
         if path.suffix.lower() not in (".doc", ".docx"):
             continue
-        with Timer() as timer:
-            try:
-                word_to_article(path.read_bytes(), path.name)
-            except CopydeskError as exc:
-                assert "exception" not in exc.details, f"{path.name}: unexpected {exc.details}"
-        assert timer.seconds < 10, f"{path.name} took {timer.seconds:.1f}s"
+        try:
+            converts(path.read_bytes(), path.name)
+        except CopydeskError as exc:
+            assert "exception" not in exc.details, f"{path.name}: unexpected {exc.details}"

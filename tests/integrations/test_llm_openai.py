@@ -239,11 +239,10 @@ def test_server_error_then_success(llm_server, make_openai_editor):
 
 
 def test_slow_answer_times_out_then_succeeds(llm_server, make_openai_editor):
-    llm_server.slow(1.5)
-    started = time.monotonic()
+    llm_server.slow(30)  # far past the client's timeout: only a client that gave up on it gets an answer
     result = make_openai_editor(timeout=0.3).edit(article_request())
     assert len(llm_server.chat_requests) == 2
-    assert result.title and time.monotonic() - started < 1.5
+    assert result.title
 
 
 def test_always_slow_fails_as_timed_out_after_max_attempts(llm_server, make_openai_editor):

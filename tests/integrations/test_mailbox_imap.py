@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import imaplib
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from app.integrations.mailbox import (
     poll,
 )
 from tests.fixtures.dovecot import DOCX_TYPE, docx_message, make_doc_bytes, make_docx, make_message
+from tests.support import wait_until
 
 pytestmark = pytest.mark.imap
 
@@ -50,10 +50,13 @@ def logged_session(dovecot, user, action):
     """Run action (one IMAP session of `user`); its result and Dovecot's logged stats of that session."""
     before = len(dovecot.wait_for_sessions(user))
     result = action()
-    deadline = time.monotonic() + 10
-    while len(sessions := dovecot.wait_for_sessions(user)) == before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(sessions) == before + 1, "Dovecot did not log the session"
+
+    def logged():
+        sessions = dovecot.wait_for_sessions(user)
+        return sessions if len(sessions) > before else None
+
+    sessions = wait_until(logged, timeout=30, interval=0.02, message=f"Dovecot to log the session of {user}")
+    assert len(sessions) == before + 1, f"Dovecot logged {len(sessions) - before} sessions, not one"
     return result, sessions[-1]
 
 
@@ -106,7 +109,6 @@ def test_a_poll_of_an_unchanged_mailbox_downloads_no_message(dovecot, imap_user,
     assert last.bytes_out < 1500  # greeting, capabilities, one STATUS line, bye
     # whereas the first poll fetched the five bodies
     assert first_session.body_count == 5
-    assert second.elapsed < 1.0
 
 
 def test_a_second_poll_fetches_only_what_is_new(dovecot, imap_user, mailbox_config, imap_commands):
@@ -300,12 +302,9 @@ def test_non_utf8_subjects_and_file_names(dovecot, imap_user, mailbox_config):
 def test_a_25_mb_attachment(dovecot, imap_user, mailbox_config):
     big = make_docx("Big one", padding_bytes=25 * 1024 * 1024)
     dovecot.deliver(imap_user, make_message(attachments=[("big.docx", big, DOCX_TYPE)]))
-    started = time.perf_counter()
     [msg] = poll(mailbox_config).messages
-    elapsed = time.perf_counter() - started
     [doc] = msg.documents
     assert doc.sha256 == content_hash(big) and doc.size == len(big) > 25 * 1024 * 1024 and doc.verified
-    assert elapsed < 30
 
     # a limit below the message's size: reported from its headers, not downloaded
     small_limit = dataclasses.replace(mailbox_config, max_message_bytes=10 * 1024 * 1024)
@@ -329,12 +328,11 @@ def test_a_message_with_ten_attachments(dovecot, imap_user, mailbox_config):
 # --- errors and TLS ---------------------------------------------------------------------------
 
 
-def test_a_wrong_password_fails_fast_and_clearly(mailbox_config):
+def test_a_wrong_password_fails_fast_and_clearly(mailbox_config, imap_commands):
     config = dataclasses.replace(mailbox_config, password="Wr0ng-Secret-123")
-    started = time.perf_counter()
     with pytest.raises(AuthenticationFailed) as caught:
         poll(config)
-    assert time.perf_counter() - started < 2.0
+    assert [name for name, _ in imap_commands].count("LOGIN") == 1  # at once: no second try
     error = caught.value
     assert error.code == "auth_failed" and error.transient is False
     assert f"refused the user name or password of {config.user}" in error.message
@@ -372,13 +370,17 @@ def test_tls_problems_are_configuration_errors(dovecot, mailbox_config):
         poll(wrong_port)
 
 
-def test_unreachable_server_and_missing_folder(mailbox_config):
+def test_unreachable_server_and_missing_folder(mailbox_config, monkeypatch):
+    import socket
+
     from tests.support import free_port
 
-    started = time.perf_counter()
+    attempts = []
+    connect = socket.create_connection
+    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: attempts.append(address) or connect(address, *a, **k))
     with pytest.raises(ConnectionFailed, match="cannot reach the IMAP server"):
         poll(dataclasses.replace(mailbox_config, port=free_port()))
-    assert time.perf_counter() - started < 2.0
+    assert len(attempts) == 1  # at once: no second try
     with pytest.raises(NotFound, match="the folder Nowhere does not exist"):
         poll(dataclasses.replace(mailbox_config, folder="Nowhere"))
 

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import threading
-import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -241,20 +240,16 @@ def test_two_workers_uploading_the_same_image_at_once_upload_it_once(make_oss_st
 
 
 def test_one_storage_shared_by_a_thread_pool_uploads_in_parallel(oss_storage, oss_server):
-    """The io worker's threads share one OssStorage (one connection pool): 16 images at 100 ms each
-    take about 100 ms, not 1.6 s. The server holds the PUTs until all 16 are open at once, so a pool
-    that serialises them (or keeps fewer connections) fails without a race against the clock."""
+    """The io worker's threads share one OssStorage (one connection pool): its 16 uploads are in flight
+    at once. The server holds the PUTs until all 16 are open at once, so a pool that serialises them
+    (or keeps fewer connections) fails without a race against the clock (how long it takes: bench/uploads)."""
     images = [image() for _ in range(16)]
-    oss_server.latency = 0.1
-    oss_server.gather(16, method="PUT", timeout=3)
+    oss_server.gather(16, method="PUT", timeout=30)
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda data: oss_storage.put(image_key(data), data), images))
-    wall = time.perf_counter() - started
 
     assert oss_server.max_concurrency("PUT") == 16
-    assert wall < 0.8, f"16 uploads took {wall:.2f}s"
     assert sorted(oss_server.stored_keys(OSS_BUCKET)) == sorted(image_key(d) for d in images)
 
 

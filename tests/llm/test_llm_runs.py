@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 
 import httpx
@@ -14,12 +13,13 @@ import pytest
 
 from tests.llm.documents import press_release, sectioned
 from tests.llm.helpers import steps, submit, submit_with_payload
-from tests.support import wait_run
+from tests.support import starts, wait_broker_drained, wait_run
 
 pytestmark = [pytest.mark.llm, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture(scope="module")
+@starts("worker")
 def llm_stack(stack_env, api, llm_server_session, tmp_path_factory):
     from tests.fixtures.stack import isolated_stack
 
@@ -203,7 +203,7 @@ def test_a_long_retry_after_puts_the_step_back_on_the_broker(client, server):
     assert run["usage"]["requests"] == 2  # the handed-up request counts too
 
 
-def test_a_failing_server_fails_the_step_after_the_configured_attempts_not_more(client, server):
+def test_a_failing_server_fails_the_step_after_the_configured_attempts_not_more(client, server, llm_stack):
     server.fail(500, times=50)
     payload = {"llm": {"max_attempts": 3}}
     run = wait_run(client, submit_with_payload(press_release(106)[0], "press-106.docx", payload))
@@ -211,7 +211,9 @@ def test_a_failing_server_fails_the_step_after_the_configured_attempts_not_more(
     transform = steps(run)["transform"]
     assert transform["error_code"] == "unavailable" and transform["attempts"] == 1
     assert "answered 500" in transform["error"] and "(after 3 attempts)" in transform["error"]
-    time.sleep(2)  # nothing more comes: no step retry, no SDK retry
+    # Nothing more comes: no step retry (it would be a task on the broker, perhaps held for a countdown),
+    # no SDK retry (it would have come before the step failed).
+    wait_broker_drained(llm_stack["env"]["REDIS_URL"], message="the failed run's tasks to be done with")
     assert len(chat(server)) == 3
     assert {r["headers"]["x-stainless-retry-count"] for r in chat(server)} == {"0"}
     assert steps(run)["publish"]["state"] != "succeeded"

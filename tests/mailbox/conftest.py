@@ -15,9 +15,11 @@ import uuid
 import pytest
 
 from tests.fixtures.stack import Database, isolated_stack
+from tests.support import starts
 
 
 @pytest.fixture(scope="package")
+@starts("worker")
 def mail_stack(stack_env, api, dovecot, tmp_path_factory):
     default_user = dovecot.fresh_user()
     overrides = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +23,11 @@ def drive(until, *, timeout: float = 60, message: str = "the mailbox to settle")
 
     def step():
         value = until()
-        if value:
-            return value
-        dispatch()
-        time.sleep(0.25)
-        return until()
+        if not value:
+            dispatch()
+        return value
 
-    return wait_until(step, timeout=timeout, interval=0.05, message=message)
+    return wait_until(step, timeout=timeout, interval=0.25, message=message)
 
 
 def poll_in_worker(source_id, timeout: float = 60) -> dict:

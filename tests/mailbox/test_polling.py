@@ -19,7 +19,7 @@ from tests.mailbox.helpers import (
     source,
 )
 from tests.samples import broken_docx, docx
-from tests.support import wait_until
+from tests.support import wait_run, wait_until
 
 pytestmark = [pytest.mark.imap, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -93,21 +93,24 @@ def test_new_mail_is_published_and_moved_to_processed(make_source, dovecot, imap
 
 def test_the_same_mail_is_never_processed_twice(make_source, dovecot, imap_user, client):
     """Across polls, a lost cursor (the crash case: re-read before the cursor was stored), a second
-    delivery of the same message, and an API upload of the same file."""
+    delivery of the same message, and an API upload of the same file. The run waits for approval
+    (t_control's gate) until the re-reads are done: a poll files the message of an ended run away, and
+    the re-read would find an empty folder."""
     from app.core.db import session_scope
     from app.models import Source
     from app.tasks.mailbox.polling import poll_source
 
-    source_id = make_source(imap_user)
+    source_id = make_source(imap_user, workflow="t_control")
     data = manuscript("Budget vote", seed=202)
     message = make_message(attachments=[("vote.docx", data, DOCX_TYPE)], message_id="<vote-7@example.org>")
     dovecot.deliver(imap_user, message)
 
     first = poll_source(source_id)
     assert first["recorded"] == 1 and first["runs"] == 1
+    [run] = runs(source_id)
     for _ in range(3):  # unchanged folder: nothing new
         again = poll_source(source_id)
-        assert again.get("recorded", 0) == 0 and again.get("fetched", 0) == 0
+        assert again.get("recorded", 0) == 0 and again.get("fetched", 0) == 0 and again.get("settled", 0) == 0
     with session_scope() as session:  # the cursor is lost: every message in the folder is read again
         row = session.get(Source, source_id)
         row.uidvalidity = row.last_uid = None
@@ -118,6 +121,8 @@ def test_the_same_mail_is_never_processed_twice(make_source, dovecot, imap_user,
     second = poll_source(source_id)
     assert second["recorded"] == 1 and second.get("runs", 0) == 0 and second["duplicates"] == 1
 
+    wait_run(client, str(run.id), states=("awaiting_approval",))  # held there all along
+    assert client.post(f"/runs/{run.id}/approve").status_code == 200
     rows = drive(lambda: settled(source_id, 2), message="both copies to be moved")
     assert [r.state for r in rows] == ["processed", "processed"]
     assert "already received" in rows[1].reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from tests.fixtures.dovecot import docx_message
 from tests.fixtures.stack import WorkerProcess
 from tests.mailbox.faults import KEY
 from tests.mailbox.helpers import documents, drive, folder_counts, messages, poll_in_worker, runs, settled, source
+from tests.support import wait_broker_drained
 
 pytestmark = [pytest.mark.imap, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -91,13 +91,15 @@ def test_a_wrong_password_shows_on_the_source_and_polling_backs_off(
     after_two = source(source_id)
     assert after_two.consecutive_failures == 2
     assert (after_two.next_poll_at - after_two.last_error_at).total_seconds() == pytest.approx(20, abs=0.01)
-    # the dispatcher leaves it alone while it backs off
+    # the dispatcher leaves it alone while it backs off: once every task it sent is done, no poll came
     from app.tasks.mailbox.tasks import dispatch
 
-    for _ in range(4):
+    for _ in range(2):
         dispatch()
-        time.sleep(0.4)
-    assert source(source_id).last_poll_at == after_two.last_poll_at
+        wait_broker_drained(mail_stack["env"]["REDIS_URL"], message="the dispatched polls to be done with")
+    backing_off = source(source_id)
+    assert backing_off.last_poll_at == after_two.last_poll_at
+    assert backing_off.next_poll_at == after_two.next_poll_at  # not even a poll queued
 
     # the admin sees the error, never the password
     shown = admin_client.get(f"/sources/{source_id}")

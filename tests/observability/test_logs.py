@@ -14,7 +14,7 @@ from tests.fixtures.oss import oss_settings
 from tests.fixtures.stack import RedisServer
 from tests.observability.helpers import api_logs, json_lines
 from tests.samples import docx
-from tests.support import wait_for_port, wait_run
+from tests.support import starts, wait_for_port, wait_run
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis, pytest.mark.oss, pytest.mark.llm]
 
@@ -63,6 +63,7 @@ class PasswordRedis(RedisServer):
 
 
 @pytest.fixture
+@starts("worker")
 def secret_stack(stack_env, oss_server, llm_server, tmp_path):
     """Workers and the API with OSS storage, the OpenAI-compatible server, a password-protected broker
     and a Flower password: every secret Copydesk has that a test can configure for real."""

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.oss import oss_settings
 from tests.resilience.test_faults import media_of, sha
-from tests.support import wait_run, wait_until
+from tests.support import starts, wait_requeued, wait_run, wait_until
 from tests.wordpress.conftest import manuscript, picture, posts_of
 
 pytestmark = [
@@ -28,6 +28,7 @@ IMAGES = 8
 
 
 @pytest.fixture
+@starts("worker")
 def crash_stack(stack_env, api, oss_server, wordpress, tmp_path):
     from tests.fixtures.stack import isolated_stack
 
@@ -55,7 +56,6 @@ def media_puts(oss_server) -> Counter:
 
 @pytest.mark.parametrize("repetition", [1, 2])
 def test_workers_killed_mid_fan_out_run_finishes_once(client, crash_stack, oss_server, wordpress, repetition):
-    from app.tasks.ops import sweep
     from tests.fixtures.stack import start_workers
 
     oss_server.latency = 0.25  # each upload item (HEAD, GET, PUT) takes ~0.75 s: 8 items on 4 threads ~1.5 s
@@ -67,8 +67,10 @@ def test_workers_killed_mid_fan_out_run_finishes_once(client, crash_stack, oss_s
 
     wait_until(lambda: 1 <= len(media_puts(oss_server)), timeout=60, interval=0.02,
                message="the first image to be stored")  # fmt: skip
+    oss_server.hold()  # no further request gets through: the fan-out stays unfinished until the kill
     for w in crash_stack["workers"]:
         w.kill()
+    oss_server.release()  # what the dead workers had sent is dropped, undone
     killed_at = time.monotonic()
     stored_before = len(media_puts(oss_server))
     run = client.get(f"/runs/{run_id}").json()
@@ -78,9 +80,7 @@ def test_workers_killed_mid_fan_out_run_finishes_once(client, crash_stack, oss_s
     items_done_before = {i["index"] for i in upload["items"] if i["state"] == "succeeded"}
 
     crash_stack["workers"][:] = start_workers(crash_stack["env"], crash_stack["log_dir"], cpu=1, io=4)
-    requeued = wait_until(lambda: sweep(stuck_after=1)["requeued"], timeout=60, interval=0.5,
-                          message="the sweeper to re-queue the run")  # fmt: skip
-    assert run_id in requeued
+    wait_requeued(run_id)
 
     run = wait_run(client, run_id)
     recovery = time.monotonic() - killed_at

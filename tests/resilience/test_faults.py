@@ -23,7 +23,7 @@ import pytest
 from app.core.errors import TRANSIENT_KINDS
 from tests.fixtures.oss import OSS_BUCKET, oss_settings
 from tests.servers.faults import RandomFaults, pick, uniforms
-from tests.support import wait_until
+from tests.support import starts, wait_until
 from tests.wordpress.conftest import manuscript, picture, posts_of
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -182,6 +182,7 @@ def worker_log_lines(stack, pattern: str) -> int:
 
 
 @pytest.fixture
+@starts("worker")
 def faulty_stack(stack_env, api, oss_server, llm_server, wordpress, tmp_path):
     from tests.fixtures.stack import isolated_stack
 

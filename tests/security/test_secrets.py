@@ -24,7 +24,7 @@ import pytest
 
 from tests.fixtures.oss import oss_settings
 from tests.security.test_routes import served_routes
-from tests.support import wait_run
+from tests.support import starts, wait_run
 from tests.wordpress.conftest import manuscript, picture
 
 pytestmark = [
@@ -50,6 +50,7 @@ def shapes(secret: str) -> set[str]:
 
 
 @pytest.fixture
+@starts("worker")
 def secret_stack(stack_env, api, oss_server, llm_server, wordpress, tmp_path):
     from tests.fixtures.stack import isolated_stack
 

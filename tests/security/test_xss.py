@@ -23,7 +23,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Inches
 
-from tests.support import wait_run
+from tests.support import starts, wait_run
 from tests.wordpress.conftest import picture, posts_of
 
 pytestmark = [pytest.mark.wordpress, pytest.mark.llm, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
@@ -97,6 +97,7 @@ def assert_plain_text(value: str, where: str) -> None:
 
 
 @pytest.fixture(scope="module")
+@starts("worker")
 def xss_stack(stack_env, api, wordpress, llm_server_session, tmp_path_factory):
     from tests.fixtures.stack import isolated_stack
 

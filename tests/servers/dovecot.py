@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools import MailBox, MailboxLoginError, MailBoxStartTls, MailBoxUnencrypted
 
 from tests.support import free_port, wait_for_port
 
@@ -375,10 +375,20 @@ class DovecotServer:
         self.users[user] = password
         self._write_users()
         # Dovecot notices a changed passwd-file by its mtime (whole seconds) and size, and looks at most
-        # once per second: make the rewrite look changed, then let the current second pass.
+        # once per second: make the rewrite look changed, then wait until a login with it works.
         stamp = max(time.time(), int(previous) + 1)
         os.utime(path, (stamp, stamp))
-        time.sleep(1.02 - time.time() % 1)
+        from tests.support import wait_until
+
+        wait_until(lambda: self._logs_in(user), timeout=30, interval=0.1,
+                   message=f"Dovecot to accept the new password of {user}")
+
+    def _logs_in(self, user: str) -> bool:
+        try:
+            with self.connect(user, folder=None):
+                return True
+        except MailboxLoginError:
+            return False
 
     # --- what the server saw --------------------------------------------------------------
 

@@ -178,6 +178,8 @@ class OssTestServer:
         self.requests: list[LoggedRequest] = []
         self._faults: list[_Fault] = []
         self._gate: tuple[str | None, threading.Barrier] | None = None
+        self._answering = threading.Event()  # cleared by hold()
+        self._answering.set()
         self._lock = threading.Lock()  # faults, log, and the check-then-write of objects
         for name in buckets:
             (self.root / name).mkdir(parents=True, exist_ok=True)
@@ -238,6 +240,15 @@ class OssTestServer:
         after `timeout` seconds they go on regardless. Proves parallelism without racing the clock: a client
         that cannot keep n requests open never gets past the gate in time."""
         self._gate = (method, threading.Barrier(n, timeout=timeout))
+
+    def hold(self) -> None:
+        """Hold every request that arrives from now on until `release()`, which drops them unanswered and
+        undone (the network went quiet): clients stop where the test wants them (e.g. a worker killed
+        in the middle of a fan-out) instead of racing it. Requests already past this point finish."""
+        self._answering.clear()
+
+    def release(self) -> None:
+        self._answering.set()
 
     def corrupt_crc_next(self, n: int = 1, method: str | None = None) -> None:
         """Answer the next n object requests with a wrong x-oss-hash-crc64ecma."""
@@ -313,6 +324,7 @@ class OssTestServer:
         with self._lock:
             self._faults.clear()
             self._gate = None
+            self._answering.set()
             self.requests.clear()
             self.latency = 0.0
             self.random = None
@@ -358,6 +370,11 @@ class OssTestServer:
         )
         with self._lock:
             self.requests.append(entry)
+        if not self._answering.is_set():
+            self._answering.wait(timeout=600)
+            handler.close_connection = True
+            entry.finished = time.monotonic()
+            return
 
         fault = self._take_fault(method)
         kind = fault.kind if fault else ""

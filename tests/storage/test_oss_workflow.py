@@ -6,12 +6,13 @@ import pytest
 
 from tests.fixtures.oss import OSS_BUCKET, oss_settings
 from tests.samples import docx
-from tests.support import wait_run
+from tests.support import starts, wait_run
 
 pytestmark = [pytest.mark.oss, pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture
+@starts("worker")
 def oss_stack(stack_env, oss_server, tmp_path):
     from tests.fixtures.stack import isolated_stack
 
@@ -36,17 +37,9 @@ def test_twenty_images_upload_in_parallel_and_once(client, oss_server, oss_stack
         r for r in oss_server.requests if r.method == "PUT" and r.key.startswith("media/") and r.status == 200
     ]
     assert len(uploads) == 20
-    # One task per image on the io queue: the uploads overlap instead of queueing one after another.
-    # Each image costs 3 requests (HEAD media, GET artifact, PUT media), 300 ms in sequence; 20 images in
-    # sequence would take 6 s.
-    fan_out = [
-        r for r in oss_server.requests
-        if r.key.startswith("media/") or ("/images/" in r.key and r.method == "GET")
-    ]
-    span = max(r.finished for r in fan_out) - min(r.started for r in fan_out)
-    # Parallel, not sequential: many requests in flight at once (timings are bench/'s business).
-    assert oss_server.max_concurrency() >= 8, f"peak concurrency {oss_server.max_concurrency()}, span {span:.2f}s"
-    assert span < 6, f"20 images took {span:.2f}s, as long as one after another"
+    # One task per image on the io queue: the uploads overlap instead of queueing one after another,
+    # many requests in flight at once (how long it takes is bench/'s business).
+    assert oss_server.max_concurrency() >= 8, f"peak concurrency {oss_server.max_concurrency()}"
     # The original is kept privately in the bucket; the images are served from the public base URL.
     article = client.get(f"/articles/{run['article_id']}").json()
     assert article["html"].count(f"{oss_server.endpoint}/{OSS_BUCKET}/media/") == 20

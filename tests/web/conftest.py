@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import require
+from tests.support import require, starts
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -17,6 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.fixture(scope="session")
+@starts("browser")
 def browser():
     require(Path(CHROMIUM).exists(), "Chromium", "install the Debian packages chromium and chromium-driver")
     from playwright.sync_api import sync_playwright

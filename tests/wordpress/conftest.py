@@ -16,6 +16,7 @@ import pytest
 from docx import Document
 from docx.shared import Inches
 from PIL import Image
+from tests.support import starts
 
 
 
@@ -177,6 +178,7 @@ def wp_env(wordpress) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+@starts("worker")
 def wp_stack(stack_env, api, wordpress, wp_env, tmp_path_factory):
     """Workers of their own, configured for the test WordPress as the default site."""
     from tests.fixtures.stack import isolated_stack

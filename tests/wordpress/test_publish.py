@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.support import wait_run, wait_until
+from tests.support import wait_requeued, wait_run, wait_until
 from tests.wordpress.conftest import (
     make_site,
     manuscript,
@@ -318,10 +318,9 @@ def test_post_deleted_on_the_site_is_created_again_with_a_warning(client, wp_sta
 def test_worker_killed_after_wordpress_answered_no_duplicate(client, wp_stack, wordpress):
     """SIGKILL the io worker while WordPress holds its answer to the create (the post is already
     written); the run, re-queued by the sweeper to a new worker, updates that post."""
-    from app.tasks.ops import sweep
     from tests.fixtures.stack import WorkerProcess
 
-    wordpress.fail_next(1, status=0, method="POST", route="#^/wp/v2/posts$#", after=True, delay=6)
+    wordpress.fail_next(1, status=0, method="POST", route="#^/wp/v2/posts$#", after=True, delay=30)
     body = submit(client, manuscript("Killed mid-publish", seed=121), "killed.docx")
     doc_id = body["document"]["id"]
     wait_until(lambda: len(posts_of(wordpress, doc_id)) == 1, timeout=90, interval=0.2,
@@ -335,9 +334,7 @@ def test_worker_killed_after_wordpress_answered_no_duplicate(client, wp_stack, w
 
     replacement = WorkerProcess("io", "io", "threads", 4, wp_stack["env"], io.log_path.parent).start()
     workers[workers.index(io)] = replacement  # stopped with the stack
-    requeued = wait_until(lambda: sweep(stuck_after=1)["requeued"], timeout=30, interval=0.5,
-                          message="the sweeper to re-queue the run")  # fmt: skip
-    assert body["run"]["id"] in requeued
+    wait_requeued(body["run"]["id"])
     run = wait_run(client, body["run"]["id"])
     assert run["state"] == "succeeded", run["error"]
     (only,) = posts_of(wordpress, doc_id)

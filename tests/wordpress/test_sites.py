@@ -13,16 +13,11 @@ pytestmark = [pytest.mark.wordpress, pytest.mark.postgres]
 @pytest.fixture
 def env_site(stack_env, api, wordpress):
     """The test process and its API with WP_URL / WP_USER / WP_APP_PASSWORD set to the test WordPress."""
-    import os
-
-    from tests.fixtures.stack import configure_process
+    from tests.fixtures.stack import process_environment
 
     overrides = {"WP_URL": wordpress.url, "WP_USER": wordpress.user, "WP_APP_PASSWORD": wordpress.app_password}
-    configure_process({**stack_env["env"], **overrides})
-    yield overrides
-    for key in overrides:
-        os.environ.pop(key, None)
-    configure_process(stack_env["env"])
+    with process_environment(overrides):
+        yield overrides
     from kombu import pools
 
     pools.reset()  # configure() closed the broker's pool, which kombu keeps by URL: a fresh one next time

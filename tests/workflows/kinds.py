@@ -1,6 +1,8 @@
 """Step kinds used only by the engine tests (registered in the worker through STEP_MODULES).
 
-Each records what it did in Redis, so tests can count executions across real worker processes."""
+Each records what it did in Redis, so tests can count executions across real worker processes. A step
+named in payload.hold waits, once noted, until the test releases the run (`release(redis, run_id)`):
+the test holds it where it needs it instead of racing the worker."""
 
 from __future__ import annotations
 
@@ -16,11 +18,25 @@ def _redis():
     return redis_client(get_settings().redis_url)
 
 
+HOLD_LIMIT = 300  # seconds a held step waits for its release before it fails
+
+
+def release(r, run_id: str) -> None:
+    """Let the held steps of a run go on (r: a Redis client on the workers' Redis)."""
+    r.set(f"test:{run_id}:release", "1")
+
+
 def _note(ctx: StepContext) -> None:
     r = _redis()
     label = ctx.step if ctx.index is None else f"{ctx.step}[{ctx.index}]"
     r.rpush(f"test:{ctx.run_id}:order", label)
     r.incr(f"test:{ctx.run_id}:count:{label}")
+    if ctx.step in (ctx.payload.get("hold") or []):
+        deadline = time.monotonic() + HOLD_LIMIT
+        while not r.exists(f"test:{ctx.run_id}:release"):
+            if time.monotonic() > deadline:
+                raise InvalidDocument(f"{label} was held {HOLD_LIMIT} s and never released")
+            time.sleep(0.05)
 
 
 @step_kind("t_work", outputs={"n": int})

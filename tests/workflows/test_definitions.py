@@ -17,14 +17,12 @@ pytestmark = pytest.mark.usefixtures("test_definitions_env")
 
 @pytest.fixture(scope="module")
 def test_definitions_env():
-    # The test step kinds and definitions (the worker gets the same through its environment).
-    import os
+    # The test step kinds and definitions (the worker gets the same through its environment), for
+    # this module only.
+    from tests.fixtures.stack import TEST_STEP_MODULE, TEST_WORKFLOWS_DIR, process_environment
 
-    from tests.fixtures.stack import TEST_STEP_MODULE, TEST_WORKFLOWS_DIR, configure_process
-
-    configure_process({"STEP_MODULES": TEST_STEP_MODULE, "WORKFLOWS_DIR": str(TEST_WORKFLOWS_DIR)})
-    yield
-    os.environ.pop("STEP_MODULES", None)
+    with process_environment({"STEP_MODULES": TEST_STEP_MODULE, "WORKFLOWS_DIR": str(TEST_WORKFLOWS_DIR)}):
+        yield
 
 
 def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:

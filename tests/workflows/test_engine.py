@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 import redis
 
-from tests.support import RUN_ENDED, wait_run, wait_until
+from tests.support import RUN_ENDED, wait_broker_drained, wait_requeued, wait_run, wait_until
+from tests.workflows.kinds import release
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.redis]
 
@@ -83,13 +83,16 @@ def test_failing_item_fails_the_run_and_resume_reruns_only_that_item(client, wor
     assert count(r, run_id, "final") == 1
 
 
-def test_cancel_in_the_middle_of_a_fan_out(client, workers, r):
-    run_id = start(client, "t_fanout", count=40, item_seconds=0.2)
-    wait_until(lambda: count(r, run_id, "each[3]") >= 1, timeout=30, message="the fan-out to start")
+def test_cancel_in_the_middle_of_a_fan_out(client, stack_env, workers, r):
+    run_id = start(client, "t_fanout", count=40, hold=["each"])  # the items started wait for release()
+    wait_until(lambda: sum(count(r, run_id, f"each[{i}]") for i in range(40)), timeout=30,
+               message="the fan-out to start")
     response = client.post(f"/runs/{run_id}/cancel")
     assert response.status_code == 200
     assert response.json()["state"] == "cancelled"
-    time.sleep(2.5)  # let anything already running finish
+    release(r, run_id)
+    # The items already running finish; the queued ones are taken off the broker and not started.
+    wait_broker_drained(stack_env["env"]["REDIS_URL"], message="the cancelled fan-out's tasks to be done with")
     run = client.get(f"/runs/{run_id}").json()
     assert run["state"] == "cancelled"
     items = steps_by_name(run)["each"]["items"]
@@ -125,7 +128,7 @@ def test_when_false_skips_retries_are_recorded_then_approval(client, workers, r)
     assert count(r, run_id, "first") == 1 and count(r, run_id, "gate") == 1 and count(r, run_id, "last") == 1
 
 
-def test_reject_ends_the_run_with_who_and_why(client, workers, r):
+def test_reject_ends_the_run_with_who_and_why(client, stack_env, workers, r):
     run_id = start(client, "t_control")
     wait_run(client, run_id, states=("awaiting_approval",))
     response = client.post(f"/runs/{run_id}/reject", json={"reason": "off topic"})
@@ -133,7 +136,8 @@ def test_reject_ends_the_run_with_who_and_why(client, workers, r):
     run = response.json()
     assert run["state"] == "cancelled"
     assert "rejected by" in run["error"] and "off topic" in run["error"]
-    time.sleep(0.5)
+    # A rejection sends nothing: once every task on the broker is done, `last` still never ran.
+    wait_broker_drained(stack_env["env"]["REDIS_URL"], message="the rejected run's tasks to be done with")
     assert count(r, run_id, "last") == 0
     assert client.post(f"/runs/{run_id}/approve").status_code == 409
 
@@ -209,23 +213,21 @@ def test_payload_is_validated(client, workers):
 def test_worker_killed_mid_step_restarted_run_finishes_once(client, stack_env, tmp_path, r):
     """SIGKILL the whole worker while a step runs; a new worker (and the sweeper) finish the run,
     and no step that had succeeded runs again."""
-    from app.tasks.ops import sweep
     from tests.fixtures.stack import isolated_stack, start_workers
 
     # Workers of its own, on a broker of its own: no other worker may pick the step up.
     with isolated_stack(stack_env, tmp_path, {}) as stack:
         r = redis.Redis.from_url(stack["env"]["REDIS_URL"], decode_responses=True)
-        run_id = start(client, "t_control", durations={"long": 4})
+        run_id = start(client, "t_control", hold=["long"])  # `long` waits for release()
         wait_until(lambda: count(r, run_id, "long") >= 1, timeout=30, message="the long step to start")
         for w in stack["workers"]:
             w.kill()
         run = client.get(f"/runs/{run_id}").json()
         assert steps_by_name(run)["long"]["state"] == "running"
+        release(r, run_id)  # the next try of `long` goes through
         stack["workers"][:] = start_workers(stack["env"], tmp_path)
         # The claim of the dead worker goes stale (heartbeat timeout 3 s); the sweeper re-queues.
-        outcome = wait_until(lambda: sweep(stuck_after=1)["requeued"], timeout=30, interval=0.5,
-                             message="the sweeper to re-queue the run")
-        assert run_id in outcome
+        wait_requeued(run_id)
         run = wait_run(client, run_id, states=("awaiting_approval", *RUN_ENDED), timeout=60)
         assert run["state"] == "awaiting_approval", run["error"]
         client.post(f"/runs/{run_id}/approve")
