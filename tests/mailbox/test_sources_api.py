@@ -130,7 +130,7 @@ def test_names_are_unique_and_plain_needs_an_explicit_yes(admin_client, cleanup)
 @pytest.mark.worker
 @pytest.mark.redis
 def test_test_and_poll_now_against_dovecot(mail_stack, admin_client, dovecot, imap_user, cleanup):
-    from app.tasks.mailbox import lock_held
+    from app.tasks.mailbox.lock import held
 
     ca = open(dovecot.ca_file).read()
     created = admin_client.post(
@@ -156,7 +156,7 @@ def test_test_and_poll_now_against_dovecot(mail_stack, admin_client, dovecot, im
     queued = admin_client.post(f"/sources/{source_id}/poll")
     assert queued.status_code == 202 and queued.json()["task_id"]
     wait_until(lambda: runs_ended(uuid.UUID(source_id), 1), timeout=60, message="the polled message's run to end")
-    wait_until(lambda: not lock_held(source_id), timeout=30, message="the first poll to let go of the source")
+    wait_until(lambda: not held([source_id]), timeout=30, message="the first poll to let go of the source")
     admin_client.post(f"/sources/{source_id}/poll")  # the next poll files the message away first
     wait_until(
         lambda: [m for m in messages(uuid.UUID(source_id)) if m.state == "processed"],
