@@ -252,11 +252,13 @@ def test_answer_lost_after_wordpress_wrote_the_post_no_duplicate(client, wp_stac
 
 
 def test_wordpress_500_then_recovering(client, wp_stack, wordpress):
-    wordpress.fail_next(2, status=500, message="Database is busy")
+    # The publisher's first request; a worker process that has not cached the site's categories yet
+    # asks for them before the run gets there (left out below).
+    wordpress.fail_next(2, status=500, message="Database is busy", method="GET", route="#^/wp/v2/users/me$#")
     tags = f"flaky-{uuid.uuid4().hex[:6]}, other-{uuid.uuid4().hex[:6]}"  # new to the site: looked up, then made
     body = submit(client, manuscript("Flaky site", images=[picture(91)], seed=91), "flaky.docx", tags=tags)
     run = wait_run(client, body["run"]["id"])
-    requests = [(r["m"], r["route"], r["status"]) for r in wordpress.requests()]
+    requests = [(r["m"], r["route"], r["status"]) for r in wordpress.requests() if r["route"] != "/wp/v2/categories"]
     assert run["state"] == "succeeded", run["error"]
     step = publish_step(run)
     assert wordpress.faults_served() == 2
@@ -277,12 +279,15 @@ def test_wordpress_500_then_recovering(client, wp_stack, wordpress):
 
 
 def test_rate_limited_waits_what_wordpress_asks(client, wp_stack, wordpress):
-    wordpress.fail_next(1, status=429, retry_after=3, message="Slow down")
+    # On the create itself: the first request of a run may be another (e.g. the categories, when a fresh
+    # worker process has not cached them yet), which is retried where it is made.
+    wordpress.fail_next(1, status=429, retry_after=3, message="Slow down", method="POST", route="#^/wp/v2/posts$#")
     run, result, post = published(client, wordpress, manuscript("Rate limited", seed=95), "slow.docx")
     step = publish_step(run)
     assert step["attempts"] == 1 and result["retries"] == 1
     limited = [r for r in wordpress.requests() if r["status"] == 429]
-    retried = [r for r in wordpress.requests() if r["route"] == limited[0]["route"] and r["status"] != 429]
+    retried = [r for r in wordpress.requests() if (r["m"], r["route"]) == (limited[0]["m"], limited[0]["route"])
+               and r["status"] != 429]
     assert retried and retried[0]["t"] - limited[0]["t"] >= 3  # Retry-After honoured
     assert len(posts_of(wordpress, run["document_id"])) == 1
 
