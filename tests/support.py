@@ -111,11 +111,23 @@ def start_run(workflow: str, payload: dict) -> str:
 
 def wait_requeued(run_id: str, *, timeout: float = 60) -> None:
     """Run the sweeper (as beat does) until it re-queues this run: once its dead worker's claim is
-    stale. Runs other tests left stuck may be re-queued on the way; only this one is waited for."""
-    from app.tasks.ops import sweep
+    stale. The sweeper looks at every run: the stuck ones other tests left behind, re-queued with it,
+    are cancelled at once, so they do not run on this test's workers (and, say, take a fault it set)."""
+    import uuid
 
-    wait_until(lambda: run_id in sweep(stuck_after=1)["requeued"], timeout=timeout, interval=0.5,
-               message=f"the sweeper to re-queue run {run_id}")
+    from app.core.db import session_scope
+    from app.tasks.ops import sweep
+    from app.workflows import state
+
+    def requeued() -> bool:
+        sent = sweep(stuck_after=1)["requeued"]
+        with session_scope() as session:
+            for other in sent:
+                if other != run_id:
+                    state.cancel_run(session, uuid.UUID(other), "left stuck by an earlier test")
+        return run_id in sent
+
+    wait_until(requeued, timeout=timeout, interval=0.5, message=f"the sweeper to re-queue run {run_id}")
 
 
 def returns_within(seconds: float, what: str, fn, *args, **kwargs):
