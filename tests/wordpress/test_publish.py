@@ -379,7 +379,7 @@ def test_wrong_application_password_fails_at_once_and_is_never_shown(client, adm
 
 def test_unknown_site_name_fails_with_the_known_names(client, wp_stack, wordpress):
     from app.core.db import session_scope
-    from app.tasks.sites import ensure_env_site
+    from app.services.sites import ensure_env_site
 
     with session_scope() as session:  # the row WP_URL defines, as the first publish to it records it
         ensure_env_site(session)
